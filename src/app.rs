@@ -1,0 +1,160 @@
+//! Wiring: builds the store, the Slack client, the HTTP server and the job workers from
+//! configuration, binds the listener, and runs everything until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Context as _;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use secrecy::ExposeSecret;
+use slack_morphism::prelude::SlackSigningSecret;
+use slack_morphism::signature_verifier::SlackEventSignatureVerifier;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::config::{Config, Environment};
+use crate::http::{self, AppState};
+use crate::slack::api::SlackApi;
+use crate::store::{self, Backend, Store};
+
+/// What commands and jobs work with. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppContext {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub clock: Clock,
+    /// Signalled when jobs are enqueued or finish, so idle workers look again at once.
+    pub wake: Arc<Notify>,
+    pub slack: Option<SlackApi>,
+}
+
+/// Everything `App::build` needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config: Config,
+    pub env: Environment,
+    pub clock: Clock,
+    /// Job workers to run in this process (0 for a web-only replica or tests that drive jobs).
+    pub workers: usize,
+}
+
+/// A built application: the listener is bound, migrations are applied.
+pub struct App {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    workers: usize,
+}
+
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may be installed already (several apps in one test process).
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+impl App {
+    /// Connects to the database, applies migrations, builds clients and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        let Settings {
+            config,
+            env,
+            clock,
+            workers,
+        } = settings;
+        let store = Store::connect(&env.database_url)
+            .await
+            .with_context(|| format!("cannot open the database ({})", redact(&env.database_url)))?;
+        store.migrate().await.context("cannot apply migrations")?;
+        if store.backend() == Backend::Sqlite {
+            let n = store::requeue_orphaned_jobs(&store, clock.now()).await?;
+            if n > 0 {
+                tracing::info!(jobs = n, "requeued jobs left running by a previous process");
+            }
+        }
+        let slack = match &env.slack_bot_token {
+            Some(token) => Some(
+                SlackApi::new(&env.slack_api_url, token)
+                    .context("cannot build the Slack client")?,
+            ),
+            None => None,
+        };
+        let slack_verifier = env.slack_signing_secret.as_ref().map(|s| {
+            SlackEventSignatureVerifier::new(&SlackSigningSecret::new(
+                s.expose_secret().to_string(),
+            ))
+        });
+        let ctx = AppContext {
+            config: Arc::new(config),
+            store,
+            clock,
+            wake: Arc::new(Notify::new()),
+            slack,
+        };
+        let listener = TcpListener::bind(env.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", env.bind))?;
+        let addr = listener.local_addr()?;
+        Ok(App {
+            listener,
+            addr,
+            state: AppState {
+                ctx,
+                slack_verifier,
+                metrics: metrics_handle(),
+            },
+            workers,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn context(&self) -> AppContext {
+        self.state.ctx.clone()
+    }
+
+    /// Serves HTTP and runs the workers until `shutdown` is cancelled; then both stop.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let mut workers = Vec::new();
+        for _ in 0..self.workers {
+            workers.push(crate::jobs::spawn_worker(
+                self.state.ctx.clone(),
+                shutdown.clone(),
+            ));
+        }
+        let store = self.state.ctx.store.clone();
+        let router = http::router(self.state);
+        tracing::info!(addr = %self.addr, "warroom listening");
+        let stop = shutdown.clone();
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        shutdown.cancel();
+        for w in workers {
+            let _ = w.await;
+        }
+        store.close().await;
+        served.context("the HTTP server failed")
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

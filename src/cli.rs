@@ -1,0 +1,146 @@
+//! The small sub-commands: `check-config` and `manifest`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use crate::config::{Config, Environment};
+
+/// `warroom check-config`: loads the configuration and the environment, prints every problem
+/// with its key, and a summary when all is well.
+pub fn check_config(path: Option<&Path>, env: &[(String, String)]) -> ExitCode {
+    let mut failed = false;
+    match Config::load(path, env) {
+        Ok((config, warnings)) => {
+            let source = config
+                .source
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "built-in defaults (no warroom.toml)".into());
+            println!("configuration: {source}");
+            for (sev, s) in &config.severities {
+                println!(
+                    "  {sev}: target {}, {} checklist items, escalation: {}",
+                    humantime::format_duration(s.target),
+                    s.checklist.len(),
+                    if s.escalation.is_empty() {
+                        "none".to_string()
+                    } else {
+                        s.escalation
+                            .iter()
+                            .map(|st| {
+                                format!(
+                                    "{} → {}",
+                                    humantime::format_duration(st.after),
+                                    st.page.join("+")
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                );
+            }
+            println!("  contacts: {}", config.contacts.len());
+            for w in warnings {
+                println!("warning: {w}");
+            }
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            failed = true;
+        }
+    }
+    let lookup = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    match Environment::from_lookup(lookup) {
+        Ok(e) => {
+            if e.slack_signing_secret.is_none() || e.slack_bot_token.is_none() {
+                println!(
+                    "warning: SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN are not both set: `serve` will refuse to start"
+                );
+            }
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            failed = true;
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        println!("configuration OK");
+        ExitCode::SUCCESS
+    }
+}
+
+/// `warroom manifest --url <base>`: a Slack app manifest (JSON) for "Create app from manifest".
+pub fn manifest(base_url: &str) -> Result<String, String> {
+    let base = url::Url::parse(base_url).map_err(|e| format!("`{base_url}` is not a URL: {e}"))?;
+    if base.scheme() != "https" && base.scheme() != "http" {
+        return Err(format!("`{base_url}` must be an https:// URL"));
+    }
+    let base = base_url.trim_end_matches('/');
+    let manifest = json!({
+        "display_information": {
+            "name": "warroom",
+            "description": "Incident response: war rooms, timelines, checklists, paging",
+            "background_color": "#b71c1c"
+        },
+        "features": {
+            "bot_user": { "display_name": "warroom", "always_online": true },
+            "slash_commands": [{
+                "command": "/incident",
+                "url": format!("{base}/slack/commands"),
+                "description": "Declare and run incidents",
+                "usage_hint": "open P0 checkout is down | list | help",
+                "should_escape": false
+            }]
+        },
+        "oauth_config": {
+            "scopes": {
+                "bot": [
+                    "channels:manage", "channels:read", "channels:history", "channels:join",
+                    "groups:read", "groups:history", "chat:write", "chat:write.public",
+                    "commands", "im:write", "im:history", "reactions:read", "users:read",
+                    "pins:write", "bookmarks:write", "files:write"
+                ]
+            }
+        },
+        "settings": {
+            "event_subscriptions": {
+                "request_url": format!("{base}/slack/events"),
+                "bot_events": ["reaction_added", "reaction_removed", "message.channels"]
+            },
+            "interactivity": {
+                "is_enabled": true,
+                "request_url": format!("{base}/slack/interactions")
+            },
+            "org_deploy_enabled": false,
+            "socket_mode_enabled": false,
+            "token_rotation_enabled": false
+        }
+    });
+    serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_points_slack_at_our_endpoints() {
+        let text = manifest("https://bot.example.com/").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v["features"]["slash_commands"][0]["url"],
+            "https://bot.example.com/slack/commands"
+        );
+        assert_eq!(v["features"]["slash_commands"][0]["command"], "/incident");
+        assert_eq!(
+            v["settings"]["interactivity"]["request_url"],
+            "https://bot.example.com/slack/interactions"
+        );
+        assert!(text.contains("https://bot.example.com/slack/events"));
+        assert!(manifest("not a url").is_err());
+    }
+}

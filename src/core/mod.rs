@@ -1,0 +1,428 @@
+//! The rules of an incident, with no I/O: commands in, state changes and effects out.
+//!
+//! Nothing here knows Slack, Teams, SQL or the clock. Callers pass the time (`now`) and the
+//! policy drawn from configuration; the results are stored and the effects become durable jobs.
+
+mod channel_name;
+mod incident;
+mod severity;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use channel_name::ChannelName;
+pub use incident::{
+    ChecklistItem, Done, Incident, Platform, Role, Status, TimelineEvent, TimelineKind, UserId,
+    WarRoom,
+};
+pub use severity::{InvalidSeverity, Severity};
+
+/// Longest title accepted, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+
+/// What a severity demands: how fast, which steps, whom to page when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeverityPolicy {
+    pub target: Duration,
+    pub checklist: Vec<String>,
+    pub escalation: Vec<EscalationStep>,
+}
+
+/// Page these contacts `after` the incident was declared, unless someone acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscalationStep {
+    #[serde(with = "duration_ms")]
+    pub after: Duration,
+    pub page: Vec<String>,
+}
+
+/// An outgoing action, carried out later by a worker as a durable job. Effects name what must
+/// happen, not how: the platform adapter renders the message from the incident as it is when
+/// the job runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "effect", rename_all = "snake_case")]
+pub enum Effect {
+    /// Create the war-room channel (`Incident::channel_name`, with a suffix if taken).
+    CreateWarRoom,
+    /// Bring these users into the war room.
+    InviteToWarRoom { users: Vec<UserId> },
+    /// Put severity, status and title in the war room's topic.
+    SetWarRoomTopic,
+    /// Post the kickoff message: summary, roles, checklist buttons, Acknowledge.
+    PostKickoff,
+    /// Tell the announce channel an incident was declared.
+    AnnounceDeclared,
+    /// Answer the person who declared, with the war-room link (`reply_to` is the adapter's
+    /// reply address, e.g. Slack's `response_url`).
+    ReplyToRequester { reply_to: String },
+    /// Run an escalation step when it comes due.
+    EscalationStep {
+        step: usize,
+        due_at: DateTime<Utc>,
+        page: Vec<String>,
+    },
+}
+
+impl Effect {
+    /// A stable name, used as the job kind.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Effect::CreateWarRoom => "create_war_room",
+            Effect::InviteToWarRoom { .. } => "invite_to_war_room",
+            Effect::SetWarRoomTopic => "set_war_room_topic",
+            Effect::PostKickoff => "post_kickoff",
+            Effect::AnnounceDeclared => "announce_declared",
+            Effect::ReplyToRequester { .. } => "reply_to_requester",
+            Effect::EscalationStep { .. } => "escalation_step",
+        }
+    }
+
+    /// Effects that can only run once the war room exists.
+    pub fn needs_war_room(&self) -> bool {
+        matches!(
+            self,
+            Effect::InviteToWarRoom { .. }
+                | Effect::SetWarRoomTopic
+                | Effect::PostKickoff
+                | Effect::AnnounceDeclared
+                | Effect::ReplyToRequester { .. }
+        )
+    }
+
+    /// When the effect should happen, if not at once.
+    pub fn due_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Effect::EscalationStep { due_at, .. } => Some(*due_at),
+            _ => None,
+        }
+    }
+}
+
+/// Why a command was refused. The text is shown to the user as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CoreError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotAllowed(String),
+}
+
+/// A request to declare an incident.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenIncident {
+    pub number: i64,
+    pub title: String,
+    pub description: String,
+    pub severity: Severity,
+    pub platform: Platform,
+    pub declared_by: UserId,
+    pub declared_in: String,
+    /// Platform users to invite besides the declarer (the severity's first responders).
+    pub responders: Vec<UserId>,
+    pub reply_to: Option<String>,
+}
+
+/// An incident just declared, with its first timeline event and everything that must follow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Opened {
+    pub incident: Incident,
+    pub timeline: Vec<TimelineEvent>,
+    pub effects: Vec<Effect>,
+}
+
+/// Checks and normalises a title: trimmed, whitespace collapsed, 1 to 200 characters.
+pub fn clean_title(raw: &str) -> Result<String, CoreError> {
+    let title = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    if title.is_empty() {
+        return Err(CoreError::Invalid("an incident needs a title".into()));
+    }
+    if title.chars().count() > MAX_TITLE_CHARS {
+        return Err(CoreError::Invalid(format!(
+            "the title is too long ({} characters; at most {MAX_TITLE_CHARS})",
+            title.chars().count()
+        )));
+    }
+    Ok(title)
+}
+
+/// Declares an incident: the incident itself, a "declared" timeline event, and the effects
+/// that open the war room, announce it and start escalation.
+pub fn open(
+    request: OpenIncident,
+    policy: &SeverityPolicy,
+    now: DateTime<Utc>,
+) -> Result<Opened, CoreError> {
+    let title = clean_title(&request.title)?;
+    if request.number < 1 {
+        return Err(CoreError::Invalid("incident numbers start at 1".into()));
+    }
+    let target = chrono::Duration::from_std(policy.target)
+        .map_err(|_| CoreError::Invalid("the response target is too long".into()))?;
+    let checklist = policy
+        .checklist
+        .iter()
+        .enumerate()
+        .map(|(i, text)| ChecklistItem {
+            position: i as i64 + 1,
+            text: text.clone(),
+            done: None,
+        })
+        .collect();
+    let incident = Incident {
+        number: request.number,
+        channel_name: ChannelName::for_incident(request.number, &title),
+        title,
+        description: request.description.trim().to_string(),
+        severity: request.severity,
+        status: Status::Investigating,
+        platform: request.platform,
+        declared_by: request.declared_by.clone(),
+        declared_in: request.declared_in,
+        declared_at: now,
+        target_at: now + target,
+        war_room: None,
+        kickoff_ref: None,
+        acknowledged: None,
+        resolved_at: None,
+        checklist,
+        roles: Default::default(),
+    };
+    let timeline = vec![TimelineEvent::new(
+        now,
+        Some(&request.declared_by),
+        TimelineKind::Declared,
+        format!(
+            "{} declared {}: {}",
+            incident.severity,
+            incident.key(),
+            incident.title
+        ),
+    )];
+
+    let mut invite = vec![request.declared_by.clone()];
+    for user in request.responders {
+        if !invite.contains(&user) {
+            invite.push(user);
+        }
+    }
+    let mut effects = vec![
+        Effect::CreateWarRoom,
+        Effect::InviteToWarRoom { users: invite },
+        Effect::SetWarRoomTopic,
+        Effect::PostKickoff,
+        Effect::AnnounceDeclared,
+    ];
+    if let Some(reply_to) = request.reply_to {
+        effects.push(Effect::ReplyToRequester { reply_to });
+    }
+    effects.extend(escalation_plan(&policy.escalation, now));
+    Ok(Opened {
+        incident,
+        timeline,
+        effects,
+    })
+}
+
+/// The escalation steps of a policy as effects due from `from`.
+pub fn escalation_plan(steps: &[EscalationStep], from: DateTime<Utc>) -> Vec<Effect> {
+    steps
+        .iter()
+        .enumerate()
+        .filter(|(_, step)| !step.page.is_empty())
+        .map(|(i, step)| Effect::EscalationStep {
+            step: i,
+            due_at: from + chrono::Duration::from_std(step.after).unwrap_or(chrono::Duration::MAX),
+            page: step.page.clone(),
+        })
+        .collect()
+}
+
+/// A human text for a duration: `2h`, `1h 30m`, `45s`.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs == 0 {
+        return "0s".into();
+    }
+    let (days, hours, minutes, seconds) = (
+        secs / 86_400,
+        secs % 86_400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    );
+    let mut parts = Vec::new();
+    if days > 0 {
+        parts.push(format!("{days}d"));
+    }
+    if hours > 0 {
+        parts.push(format!("{hours}h"));
+    }
+    if minutes > 0 {
+        parts.push(format!("{minutes}m"));
+    }
+    if seconds > 0 && days == 0 {
+        parts.push(format!("{seconds}s"));
+    }
+    parts.join(" ")
+}
+
+mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 29, 10, 0, 0).unwrap()
+    }
+
+    fn p0_policy() -> SeverityPolicy {
+        SeverityPolicy {
+            target: Duration::from_secs(2 * 3600),
+            checklist: vec!["Assess impact".into(), "Deploy fix".into()],
+            escalation: vec![
+                EscalationStep {
+                    after: Duration::ZERO,
+                    page: vec!["primary".into()],
+                },
+                EscalationStep {
+                    after: Duration::from_secs(15 * 60),
+                    page: vec!["senior".into()],
+                },
+                EscalationStep {
+                    after: Duration::from_secs(30 * 60),
+                    page: vec![],
+                },
+            ],
+        }
+    }
+
+    fn request(title: &str) -> OpenIncident {
+        OpenIncident {
+            number: 7,
+            title: title.into(),
+            description: String::new(),
+            severity: Severity::P0,
+            platform: Platform::Slack,
+            declared_by: "U1".into(),
+            declared_in: "C1".into(),
+            responders: vec!["U2".into(), "U1".into()],
+            reply_to: Some("https://hooks.example/1".into()),
+        }
+    }
+
+    #[test]
+    fn open_declares_and_plans_everything() {
+        let opened = open(request("  checkout   is down "), &p0_policy(), t0()).unwrap();
+        let inc = &opened.incident;
+        assert_eq!(inc.key(), "INC-7");
+        assert_eq!(inc.title, "checkout is down");
+        assert_eq!(inc.status, Status::Investigating);
+        assert_eq!(inc.channel_name.as_str(), "inc-7-checkout-is-down");
+        assert_eq!(inc.target_at, t0() + chrono::Duration::hours(2));
+        assert_eq!(inc.checklist.len(), 2);
+        assert_eq!(inc.checklist[1].position, 2);
+        assert!(inc.checklist.iter().all(|i| i.done.is_none()));
+
+        assert_eq!(opened.timeline.len(), 1);
+        assert_eq!(opened.timeline[0].kind, TimelineKind::Declared);
+        assert_eq!(opened.timeline[0].actor.as_deref(), Some("U1"));
+
+        let names: Vec<_> = opened.effects.iter().map(Effect::name).collect();
+        assert_eq!(
+            names,
+            [
+                "create_war_room",
+                "invite_to_war_room",
+                "set_war_room_topic",
+                "post_kickoff",
+                "announce_declared",
+                "reply_to_requester",
+                "escalation_step",
+                "escalation_step",
+            ]
+        );
+        assert_eq!(
+            opened.effects[1],
+            Effect::InviteToWarRoom {
+                users: vec!["U1".into(), "U2".into()]
+            }
+        );
+        assert_eq!(
+            opened.effects[7],
+            Effect::EscalationStep {
+                step: 1,
+                due_at: t0() + chrono::Duration::minutes(15),
+                page: vec!["senior".into()],
+            }
+        );
+    }
+
+    #[test]
+    fn open_rejects_bad_titles() {
+        assert!(matches!(
+            open(request("   "), &p0_policy(), t0()),
+            Err(CoreError::Invalid(_))
+        ));
+        assert!(open(request(&"x".repeat(201)), &p0_policy(), t0()).is_err());
+        assert!(open(request(&"x".repeat(200)), &p0_policy(), t0()).is_ok());
+    }
+
+    #[test]
+    fn open_without_reply_address_skips_the_reply() {
+        let mut req = request("db");
+        req.reply_to = None;
+        let opened = open(req, &p0_policy(), t0()).unwrap();
+        assert!(!opened
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::ReplyToRequester { .. })));
+    }
+
+    #[test]
+    fn only_war_room_effects_wait_for_the_war_room() {
+        assert!(!Effect::CreateWarRoom.needs_war_room());
+        assert!(Effect::PostKickoff.needs_war_room());
+        let step = Effect::EscalationStep {
+            step: 0,
+            due_at: t0(),
+            page: vec![],
+        };
+        assert!(!step.needs_war_room());
+        assert_eq!(step.due_at(), Some(t0()));
+    }
+
+    #[test]
+    fn effects_serialize_with_a_tag() {
+        let json = serde_json::to_string(&Effect::InviteToWarRoom {
+            users: vec!["U1".into()],
+        })
+        .unwrap();
+        assert_eq!(json, r#"{"effect":"invite_to_war_room","users":["U1"]}"#);
+        let back: Effect = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.name(), "invite_to_war_room");
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_duration(Duration::from_secs(7200)), "2h");
+        assert_eq!(human_duration(Duration::from_secs(5400)), "1h 30m");
+        assert_eq!(human_duration(Duration::from_secs(45)), "45s");
+        assert_eq!(human_duration(Duration::from_secs(48 * 3600)), "2d");
+        assert_eq!(human_duration(Duration::ZERO), "0s");
+    }
+}

@@ -1,0 +1,365 @@
+//! Durable jobs: every outgoing call is a row in the `jobs` table, enqueued in the same
+//! transaction as the state change that caused it, and run by workers that claim due rows with
+//! a lease, retry with exponential backoff (honouring Slack's `Retry-After`), store attempts and
+//! the last error, and release the jobs chained behind them.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::AppContext;
+use crate::core::{Effect, Platform, TimelineEvent, TimelineKind, WarRoom};
+use crate::store::{self, ClaimedJob, NewJob, StoreResult};
+
+/// How long a claimed job belongs to its worker before another may take it.
+pub const LEASE: Duration = Duration::from_secs(60);
+/// Jobs claimed per round.
+const BATCH: i64 = 32;
+/// Retryable failures before a job is given up.
+pub const MAX_ATTEMPTS: i64 = 40;
+/// Longest wait between two looks at the queue (other replicas may have added jobs).
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+/// The payload of a job that carries out a core [`Effect`] for an incident.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EffectJob {
+    pub incident: i64,
+    pub effect: Effect,
+}
+
+/// Why a job did not complete.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobError {
+    /// Try again: after `after` if the far side said so (Retry-After), else after a backoff.
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    /// Trying again cannot help.
+    Fatal(String),
+}
+
+impl JobError {
+    pub fn retry(reason: impl Into<String>) -> Self {
+        JobError::Retry {
+            after: None,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn fatal(reason: impl Into<String>) -> Self {
+        JobError::Fatal(reason.into())
+    }
+}
+
+impl From<crate::store::StoreError> for JobError {
+    fn from(e: crate::store::StoreError) -> Self {
+        JobError::retry(e.to_string())
+    }
+}
+
+/// A state change that a job's success brings, committed together with its completion.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    WarRoom(WarRoom),
+    KickoffRef(String),
+    Timeline {
+        event: TimelineEvent,
+        source_key: Option<String>,
+    },
+}
+
+/// What a successful job leaves behind.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct JobOutcome {
+    pub changes: Vec<Change>,
+}
+
+impl JobOutcome {
+    pub fn none() -> Self {
+        JobOutcome::default()
+    }
+
+    pub fn with(mut self, change: Change) -> Self {
+        self.changes.push(change);
+        self
+    }
+}
+
+/// Enqueues an incident's effects. Effects that need the war room wait for the job that
+/// creates it (when there is one in the batch).
+pub async fn enqueue_effects(
+    conn: &mut AnyConnection,
+    incident: i64,
+    effects: &[Effect],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let mut war_room_job = None;
+    for effect in effects {
+        let payload = serde_json::to_string(&EffectJob {
+            incident,
+            effect: effect.clone(),
+        })
+        .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+        let dedup_key = match effect {
+            Effect::CreateWarRoom => Some(format!("create_war_room:{incident}")),
+            Effect::EscalationStep { step, .. } => Some(format!("escalation:{incident}:{step}")),
+            _ => None,
+        };
+        let job = NewJob {
+            kind: effect.name().to_string(),
+            incident: Some(incident),
+            payload,
+            run_at: effect.due_at().unwrap_or(now),
+            blocked_by: if effect.needs_war_room() {
+                war_room_job
+            } else {
+                None
+            },
+            dedup_key,
+        };
+        let id = store::enqueue(conn, &job, now).await?;
+        if matches!(effect, Effect::CreateWarRoom) {
+            war_room_job = id;
+        }
+    }
+    Ok(())
+}
+
+/// Exponential backoff from 500 ms, doubling, capped at 30 s, with ±20 % jitter.
+pub fn backoff(attempt: i64) -> Duration {
+    let exp = attempt.clamp(1, 16) as u32 - 1;
+    let base = Duration::from_millis(500).saturating_mul(2u32.saturating_pow(exp));
+    let capped = base.min(Duration::from_secs(30));
+    let jitter = rand::thread_rng().gen_range(0.8..1.2);
+    capped.mul_f64(jitter)
+}
+
+/// Claims the jobs due now and runs them concurrently; returns how many were claimed.
+pub async fn run_due_jobs(ctx: &AppContext) -> StoreResult<usize> {
+    let now = ctx.clock.now();
+    let lease = chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(60));
+    let jobs = store::claim_jobs(&ctx.store, now, lease, BATCH).await?;
+    let n = jobs.len();
+    let mut set = JoinSet::new();
+    for job in jobs {
+        let ctx = ctx.clone();
+        set.spawn(async move { run_one(&ctx, job).await });
+    }
+    while let Some(result) = set.join_next().await {
+        if let Err(e) = result {
+            tracing::error!(error = %e, "a job task panicked");
+        }
+    }
+    Ok(n)
+}
+
+/// Runs one claimed job and records its outcome.
+async fn run_one(ctx: &AppContext, job: ClaimedJob) {
+    let started = std::time::Instant::now();
+    let result = match tokio::time::timeout(LEASE / 2, execute(ctx, &job)).await {
+        Ok(r) => r,
+        Err(_) => Err(JobError::retry(format!(
+            "did not finish within {:?}",
+            LEASE / 2
+        ))),
+    };
+    metrics::histogram!("warroom_job_seconds", "kind" => job.kind.clone())
+        .record(started.elapsed().as_secs_f64());
+    let now = ctx.clock.now();
+    let outcome = match result {
+        Ok(outcome) => {
+            finish(ctx, &job, outcome, now).await.map(
+                |held| {
+                    if held {
+                        "done"
+                    } else {
+                        "lost_lease"
+                    }
+                },
+            )
+        }
+        Err(JobError::Retry { after, reason }) if job.attempts < MAX_ATTEMPTS => {
+            let wait = after.unwrap_or_else(|| backoff(job.attempts));
+            let run_at = now + chrono::Duration::from_std(wait).unwrap_or_default();
+            tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, ?wait, %reason, "job will be retried");
+            store::retry_job(&ctx.store, &job, run_at, &reason, now)
+                .await
+                .map(|_| "retry")
+        }
+        Err(JobError::Retry { reason, .. }) | Err(JobError::Fatal(reason)) => {
+            tracing::error!(job = job.id, kind = %job.kind, attempt = job.attempts, %reason, "job failed for good");
+            give_up(ctx, &job, &reason, now).await.map(|_| "failed")
+        }
+    };
+    match outcome {
+        Ok(label) => {
+            metrics::counter!("warroom_jobs_total", "kind" => job.kind.clone(), "outcome" => label)
+                .increment(1);
+        }
+        Err(e) => tracing::error!(job = job.id, error = %e, "could not record a job's outcome"),
+    }
+    ctx.wake.notify_waiters();
+}
+
+async fn finish(
+    ctx: &AppContext,
+    job: &ClaimedJob,
+    outcome: JobOutcome,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let mut tx = ctx.store.begin().await?;
+    if !store::complete_job(&mut tx, job, now).await? {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    if let Some(incident) = job.incident {
+        for change in outcome.changes {
+            match change {
+                Change::WarRoom(room) => store::set_war_room(&mut tx, incident, &room, now).await?,
+                Change::KickoffRef(r) => store::set_kickoff_ref(&mut tx, incident, &r, now).await?,
+                Change::Timeline { event, source_key } => {
+                    store::insert_timeline(&mut tx, incident, &event, source_key.as_deref())
+                        .await?;
+                }
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+async fn give_up(
+    ctx: &AppContext,
+    job: &ClaimedJob,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    if !store::fail_job(&ctx.store, job, reason, now).await? {
+        return Ok(());
+    }
+    if let Some(incident) = job.incident {
+        let mut conn = ctx.store.acquire().await?;
+        let event = TimelineEvent::new(
+            now,
+            None,
+            TimelineKind::Failure,
+            format!(
+                "warroom gave up on `{}` after {} attempt(s): {reason}",
+                job.kind, job.attempts
+            ),
+        );
+        store::insert_timeline(&mut conn, incident, &event, None).await?;
+    }
+    Ok(())
+}
+
+async fn execute(ctx: &AppContext, job: &ClaimedJob) -> Result<JobOutcome, JobError> {
+    let payload: EffectJob = serde_json::from_str(&job.payload)
+        .map_err(|e| JobError::fatal(format!("unreadable job payload: {e}")))?;
+    let incident = {
+        let mut conn = ctx.store.acquire().await?;
+        store::get_incident(&mut conn, payload.incident).await?
+    }
+    .ok_or_else(|| JobError::fatal(format!("INC-{} does not exist", payload.incident)))?;
+    match incident.platform {
+        Platform::Slack => crate::slack::effects::perform(ctx, &incident, &payload.effect).await,
+        Platform::Teams => Err(JobError::fatal("Microsoft Teams is not supported yet")),
+    }
+}
+
+/// The worker loop: keeps up to `CONCURRENCY` jobs running, claims more as soon as there is
+/// room, and otherwise sleeps until the next job is due, a job is enqueued or finishes, the
+/// clock moves, or `IDLE_POLL` passes. On `shutdown` it stops claiming and lets running jobs
+/// finish (a job cut short is retried after its lease expires).
+pub async fn run_worker(ctx: AppContext, shutdown: CancellationToken) {
+    const CONCURRENCY: usize = 32;
+    tracing::info!("job worker started");
+    let mut running = JoinSet::new();
+    while !shutdown.is_cancelled() {
+        while let Some(done) = running.try_join_next() {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "a job task panicked");
+            }
+        }
+        // Register interest before looking, so a job enqueued meanwhile is not missed.
+        let woken = ctx.wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let free = CONCURRENCY.saturating_sub(running.len());
+        if free > 0 {
+            let now = ctx.clock.now();
+            let lease = chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(60));
+            match store::claim_jobs(&ctx.store, now, lease, free as i64).await {
+                Ok(jobs) if !jobs.is_empty() => {
+                    for job in jobs {
+                        let ctx = ctx.clone();
+                        running.spawn(async move { run_one(&ctx, job).await });
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "could not claim jobs"),
+            }
+        }
+        let wait = if free == 0 {
+            IDLE_POLL
+        } else {
+            match store::next_wakeup(&ctx.store).await {
+                Ok(Some(next)) => (next - ctx.clock.now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .clamp(Duration::from_millis(5), IDLE_POLL),
+                Ok(None) => IDLE_POLL,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not read the queue");
+                    IDLE_POLL
+                }
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = &mut woken => {}
+            _ = ctx.clock.moved() => {}
+            _ = tokio::time::sleep(wait) => {}
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+        }
+    }
+    let drain = async { while running.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(10), drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("jobs still running at shutdown; they will be retried after their lease");
+    }
+    tracing::info!("job worker stopped");
+}
+
+/// Spawns the worker on the runtime.
+pub fn spawn_worker(ctx: AppContext, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(run_worker(ctx, shutdown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        for attempt in 1..40 {
+            let d = backoff(attempt);
+            let nominal = (500u64 << (attempt.clamp(1, 16) - 1)).min(30_000);
+            assert!(d.as_millis() as u64 >= nominal * 8 / 10, "{attempt}: {d:?}");
+            assert!(
+                d.as_millis() as u64 <= nominal * 12 / 10 + 1,
+                "{attempt}: {d:?}"
+            );
+        }
+        assert!(backoff(3) > backoff(1));
+    }
+}

@@ -1,0 +1,18 @@
+//! warroom: a self-hosted incident-response bot for Slack and Microsoft Teams.
+//!
+//! Chat adapters (`slack`) turn requests into `commands`, which apply the pure rules of
+//! `core` and persist the result with `store` in one transaction, enqueueing effects as
+//! durable `jobs` that workers carry out.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod core;
+pub mod demo;
+pub mod emulator;
+pub mod http;
+pub mod jobs;
+pub mod slack;
+pub mod store;

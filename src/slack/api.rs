@@ -1,0 +1,221 @@
+//! The Slack Web API, through slack-morphism, reduced to the calls warroom makes and to the
+//! three outcomes a durable job cares about: done, retry (maybe after a given time), give up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use secrecy::{ExposeSecret, SecretString};
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+
+type Connector = SlackClientHyperConnector<HttpsConnector<HttpConnector>>;
+
+/// Why a Slack call did not succeed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SlackCallError {
+    /// HTTP 429: try again after `Retry-After`.
+    #[error("rate limited by Slack (retry after {0:?})")]
+    RateLimited(Option<Duration>),
+    /// Slack answered `ok: false` with this error code.
+    #[error("Slack API error `{0}`")]
+    Api(String),
+    /// Network failure, timeout or a 5xx: worth retrying.
+    #[error("Slack unreachable or failing: {0}")]
+    Transient(String),
+}
+
+impl SlackCallError {
+    /// Whether trying the same call again later can succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SlackCallError::RateLimited(_) | SlackCallError::Transient(_) => true,
+            SlackCallError::Api(code) => matches!(
+                code.as_str(),
+                "internal_error"
+                    | "fatal_error"
+                    | "service_unavailable"
+                    | "request_timeout"
+                    | "ratelimited"
+                    | "team_added_to_org"
+            ),
+        }
+    }
+}
+
+impl From<SlackClientError> for SlackCallError {
+    fn from(e: SlackClientError) -> Self {
+        match e {
+            SlackClientError::RateLimitError(r) => SlackCallError::RateLimited(r.retry_after),
+            SlackClientError::ApiError(a) => SlackCallError::Api(a.code),
+            SlackClientError::HttpError(h) => {
+                SlackCallError::Transient(format!("HTTP {}", h.status_code))
+            }
+            other => SlackCallError::Transient(first_line(&other.to_string())),
+        }
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect()
+}
+
+pub type SlackResult<T> = Result<T, SlackCallError>;
+
+/// A posted message: channel and `ts`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostedMessage {
+    pub channel: String,
+    pub ts: String,
+}
+
+/// A message fetched back from Slack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchedMessage {
+    pub user: Option<String>,
+    pub text: String,
+}
+
+/// The bot's Slack Web API client.
+#[derive(Clone)]
+pub struct SlackApi {
+    client: Arc<SlackClient<Connector>>,
+    token: SlackApiToken,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for SlackApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SlackApi { .. }")
+    }
+}
+
+impl SlackApi {
+    /// A client for the Web API at `api_url` (`https://slack.com/api/`, or a local emulator
+    /// over plain HTTP).
+    pub fn new(api_url: &str, bot_token: &SecretString) -> std::io::Result<SlackApi> {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let connector =
+            SlackClientHyperConnector::with_connector(https).with_slack_api_url(api_url);
+        Ok(SlackApi {
+            client: Arc::new(SlackClient::new(connector)),
+            token: SlackApiToken::new(bot_token.expose_secret().to_string().into()),
+            timeout: Duration::from_secs(20),
+        })
+    }
+
+    async fn call<T, F>(&self, f: F) -> SlackResult<T>
+    where
+        F: std::future::Future<Output = Result<T, SlackClientError>>,
+    {
+        match tokio::time::timeout(self.timeout, f).await {
+            Ok(result) => result.map_err(SlackCallError::from),
+            Err(_) => Err(SlackCallError::Transient(format!(
+                "no answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+
+    /// `conversations.create` (public channel). Returns the channel id and name.
+    pub async fn create_channel(&self, name: &str) -> SlackResult<(String, String)> {
+        let session = self.client.open_session(&self.token);
+        let req = SlackApiConversationsCreateRequest::new(name.to_string()).with_is_private(false);
+        let res = self.call(session.conversations_create(&req)).await?;
+        let id = res.channel.id.to_string();
+        let name = res.channel.name.unwrap_or_else(|| name.to_string());
+        Ok((id, name))
+    }
+
+    /// `conversations.invite`. Users already in the channel are not an error.
+    pub async fn invite(&self, channel: &str, users: &[String]) -> SlackResult<()> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        let session = self.client.open_session(&self.token);
+        let req = SlackApiConversationsInviteRequest::new(
+            channel.into(),
+            users.iter().map(|u| SlackUserId::new(u.clone())).collect(),
+        );
+        match self.call(session.conversations_invite(&req)).await {
+            Ok(_) => Ok(()),
+            Err(SlackCallError::Api(code))
+                if code == "already_in_channel" || code == "cant_invite_self" =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `conversations.setTopic`.
+    pub async fn set_topic(&self, channel: &str, topic: &str) -> SlackResult<()> {
+        let session = self.client.open_session(&self.token);
+        let req = SlackApiConversationsSetTopicRequest::new(channel.into(), topic.to_string());
+        self.call(session.conversations_set_topic(&req)).await?;
+        Ok(())
+    }
+
+    /// `chat.postMessage`.
+    pub async fn post(
+        &self,
+        channel: &str,
+        content: SlackMessageContent,
+    ) -> SlackResult<PostedMessage> {
+        let session = self.client.open_session(&self.token);
+        let req = SlackApiChatPostMessageRequest::new(channel.into(), content)
+            .with_unfurl_links(false)
+            .with_unfurl_media(false);
+        let res = self.call(session.chat_post_message(&req)).await?;
+        Ok(PostedMessage {
+            channel: res.channel.to_string(),
+            ts: res.ts.to_string(),
+        })
+    }
+
+    /// `chat.update` of a message the bot posted.
+    pub async fn update(
+        &self,
+        channel: &str,
+        ts: &str,
+        content: SlackMessageContent,
+    ) -> SlackResult<()> {
+        let session = self.client.open_session(&self.token);
+        let req = SlackApiChatUpdateRequest::new(channel.into(), content, ts.to_string().into());
+        self.call(session.chat_update(&req)).await?;
+        Ok(())
+    }
+
+    /// `conversations.open` with one user: the DM channel id.
+    pub async fn open_dm(&self, user: &str) -> SlackResult<String> {
+        let session = self.client.open_session(&self.token);
+        let req = SlackApiConversationsOpenRequest::new().with_users(vec![user.to_string().into()]);
+        let res = self.call(session.conversations_open(&req)).await?;
+        Ok(res.channel.id.to_string())
+    }
+
+    /// Posts to a `response_url` (the reply to a slash command or interaction). Slack shows
+    /// such replies only to the user who acted (ephemeral) unless told otherwise.
+    pub async fn respond(
+        &self,
+        response_url: &str,
+        content: SlackMessageContent,
+    ) -> SlackResult<()> {
+        let url = url::Url::parse(response_url)
+            .map_err(|e| SlackCallError::Api(format!("invalid response_url: {e}")))?;
+        let req = SlackApiPostWebhookMessageRequest::new(content);
+        self.call(self.client.post_webhook_message(&url, &req))
+            .await?;
+        Ok(())
+    }
+}

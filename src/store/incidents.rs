@@ -1,0 +1,278 @@
+//! Incidents, their checklist, roles and timeline.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::{from_ms, ms, StoreError, StoreResult};
+use crate::core::{
+    ChannelName, ChecklistItem, Done, Incident, Role, Severity, Status, TimelineEvent, WarRoom,
+};
+
+const INCIDENT_COLUMNS: &str = "number, title, description, severity, status, platform, \
+     declared_by, declared_in, declared_at, target_at, channel_name, war_room_id, war_room_name, \
+     kickoff_ref, acknowledged_by, acknowledged_at, resolved_at";
+
+/// Takes the next incident number (INC-n). Serialised by the counter row's lock.
+pub async fn next_incident_number(conn: &mut AnyConnection) -> StoreResult<i64> {
+    let n: i64 = sqlx::query_scalar(
+        "UPDATE counters SET value = value + 1 WHERE name = 'incident' RETURNING value",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(n)
+}
+
+/// Stores a new incident with its checklist.
+pub async fn insert_incident(
+    conn: &mut AnyConnection,
+    incident: &Incident,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO incidents (number, title, description, severity, status, platform, \
+         declared_by, declared_in, declared_at, target_at, channel_name, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(incident.number)
+    .bind(&incident.title)
+    .bind(&incident.description)
+    .bind(incident.severity.as_str())
+    .bind(incident.status.as_str())
+    .bind(incident.platform.as_str())
+    .bind(&incident.declared_by)
+    .bind(&incident.declared_in)
+    .bind(ms(incident.declared_at))
+    .bind(ms(incident.target_at))
+    .bind(incident.channel_name.as_str())
+    .bind(ms(now))
+    .execute(&mut *conn)
+    .await?;
+    for item in &incident.checklist {
+        sqlx::query(
+            "INSERT INTO checklist_items (incident, position, text, done_by, done_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(incident.number)
+        .bind(item.position)
+        .bind(&item.text)
+        .bind(item.done.as_ref().map(|d| d.by.clone()))
+        .bind(item.done.as_ref().map(|d| ms(d.at)))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Appends a timeline event. With a `source_key`, the event is stored at most once: false
+/// means an event with that key already exists.
+pub async fn insert_timeline(
+    conn: &mut AnyConnection,
+    incident: i64,
+    event: &TimelineEvent,
+    source_key: Option<&str>,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO timeline_events (incident, at, actor, kind, text, source_key) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source_key) DO NOTHING",
+    )
+    .bind(incident)
+    .bind(ms(event.at))
+    .bind(event.actor.clone())
+    .bind(event.kind.as_str())
+    .bind(&event.text)
+    .bind(source_key.map(str::to_string))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The incident's whole timeline, oldest first.
+pub async fn timeline(conn: &mut AnyConnection, incident: i64) -> StoreResult<Vec<TimelineEvent>> {
+    let rows = sqlx::query(
+        "SELECT at, actor, kind, text FROM timeline_events WHERE incident = $1 ORDER BY at, id",
+    )
+    .bind(incident)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let kind: String = r.try_get("kind")?;
+            Ok(TimelineEvent {
+                at: from_ms(r.try_get("at")?)?,
+                actor: r.try_get("actor")?,
+                kind: kind.parse().map_err(StoreError::Corrupt)?,
+                text: r.try_get("text")?,
+            })
+        })
+        .collect()
+}
+
+/// Records the war room the platform created.
+pub async fn set_war_room(
+    conn: &mut AnyConnection,
+    incident: i64,
+    war_room: &WarRoom,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE incidents SET war_room_id = $1, war_room_name = $2, updated_at = $3 WHERE number = $4",
+    )
+    .bind(&war_room.id)
+    .bind(&war_room.name)
+    .bind(ms(now))
+    .bind(incident)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records where the kickoff message is (Slack: its `ts`), so it can be updated in place.
+pub async fn set_kickoff_ref(
+    conn: &mut AnyConnection,
+    incident: i64,
+    kickoff_ref: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE incidents SET kickoff_ref = $1, updated_at = $2 WHERE number = $3")
+        .bind(kickoff_ref)
+        .bind(ms(now))
+        .bind(incident)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// One incident with its checklist and roles.
+pub async fn get_incident(conn: &mut AnyConnection, number: i64) -> StoreResult<Option<Incident>> {
+    let row = sqlx::query(&format!(
+        "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE number = $1"
+    ))
+    .bind(number)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => Ok(Some(complete(conn, incident_from_row(&row)?).await?)),
+        None => Ok(None),
+    }
+}
+
+/// The incident whose war room is `channel_id`.
+pub async fn incident_by_war_room(
+    conn: &mut AnyConnection,
+    channel_id: &str,
+) -> StoreResult<Option<Incident>> {
+    let row = sqlx::query(&format!(
+        "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE war_room_id = $1"
+    ))
+    .bind(channel_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => Ok(Some(complete(conn, incident_from_row(&row)?).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Incidents not yet resolved, newest first.
+pub async fn active_incidents(conn: &mut AnyConnection) -> StoreResult<Vec<Incident>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {INCIDENT_COLUMNS} FROM incidents \
+         WHERE status IN ('investigating', 'identified', 'monitoring') ORDER BY number DESC"
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        out.push(complete(conn, incident_from_row(row)?).await?);
+    }
+    Ok(out)
+}
+
+/// Every incident number, oldest first (for listings and tests).
+pub async fn incident_count(conn: &mut AnyConnection) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM incidents")
+        .fetch_one(conn)
+        .await?)
+}
+
+async fn complete(conn: &mut AnyConnection, mut incident: Incident) -> StoreResult<Incident> {
+    let items = sqlx::query(
+        "SELECT position, text, done_by, done_at FROM checklist_items \
+         WHERE incident = $1 ORDER BY position",
+    )
+    .bind(incident.number)
+    .fetch_all(&mut *conn)
+    .await?;
+    incident.checklist = items
+        .iter()
+        .map(|r| {
+            Ok(ChecklistItem {
+                position: r.try_get("position")?,
+                text: r.try_get("text")?,
+                done: done_from(r.try_get("done_by")?, r.try_get("done_at")?)?,
+            })
+        })
+        .collect::<StoreResult<_>>()?;
+    let roles = sqlx::query("SELECT role, user_id FROM roles WHERE incident = $1")
+        .bind(incident.number)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut map = BTreeMap::new();
+    for r in &roles {
+        let role: String = r.try_get("role")?;
+        let role: Role = role.parse().map_err(StoreError::Corrupt)?;
+        map.insert(role, r.try_get("user_id")?);
+    }
+    incident.roles = map;
+    Ok(incident)
+}
+
+fn done_from(by: Option<String>, at: Option<i64>) -> StoreResult<Option<Done>> {
+    match (by, at) {
+        (Some(by), Some(at)) => Ok(Some(Done {
+            by,
+            at: from_ms(at)?,
+        })),
+        _ => Ok(None),
+    }
+}
+
+fn incident_from_row(row: &AnyRow) -> StoreResult<Incident> {
+    let severity: String = row.try_get("severity")?;
+    let status: String = row.try_get("status")?;
+    let platform: String = row.try_get("platform")?;
+    let channel_name: String = row.try_get("channel_name")?;
+    let war_room_id: Option<String> = row.try_get("war_room_id")?;
+    let war_room_name: Option<String> = row.try_get("war_room_name")?;
+    let resolved_at: Option<i64> = row.try_get("resolved_at")?;
+    Ok(Incident {
+        number: row.try_get("number")?,
+        title: row.try_get("title")?,
+        description: row.try_get("description")?,
+        severity: severity
+            .parse::<Severity>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        status: status.parse::<Status>().map_err(StoreError::Corrupt)?,
+        platform: platform.parse().map_err(StoreError::Corrupt)?,
+        declared_by: row.try_get("declared_by")?,
+        declared_in: row.try_get("declared_in")?,
+        declared_at: from_ms(row.try_get("declared_at")?)?,
+        target_at: from_ms(row.try_get("target_at")?)?,
+        channel_name: ChannelName::parse(&channel_name).map_err(StoreError::Corrupt)?,
+        war_room: match (war_room_id, war_room_name) {
+            (Some(id), Some(name)) => Some(WarRoom { id, name }),
+            _ => None,
+        },
+        kickoff_ref: row.try_get("kickoff_ref")?,
+        acknowledged: done_from(
+            row.try_get("acknowledged_by")?,
+            row.try_get("acknowledged_at")?,
+        )?,
+        resolved_at: resolved_at.map(from_ms).transpose()?,
+        checklist: Vec::new(),
+        roles: BTreeMap::new(),
+    })
+}

@@ -1,0 +1,281 @@
+//! The durable job queue's SQL: enqueue, claim with a lease, complete, retry, fail.
+//!
+//! A job is claimed by one conditional `UPDATE … RETURNING` that moves it to `running`, adds
+//! one to `attempts` and sets `lease_until`; on PostgreSQL the candidate rows are taken with
+//! `FOR UPDATE SKIP LOCKED` so replicas never claim the same job. Every later write is fenced
+//! by `attempts`: a worker whose lease expired and whose job was claimed again cannot overwrite
+//! the new attempt's outcome.
+
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::{from_ms, ms, Backend, Store, StoreResult};
+
+/// A job to add to the queue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: String,
+    pub incident: Option<i64>,
+    pub payload: String,
+    pub run_at: DateTime<Utc>,
+    pub blocked_by: Option<i64>,
+    /// At most one job ever exists with this key (e.g. one escalation step per incident).
+    pub dedup_key: Option<String>,
+}
+
+/// A job claimed by this worker.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub kind: String,
+    pub incident: Option<i64>,
+    pub payload: String,
+    pub attempts: i64,
+    pub run_at: DateTime<Utc>,
+}
+
+/// A job as stored, for tests, `demo` and diagnostics.
+#[derive(Debug, Clone)]
+pub struct JobRecord {
+    pub id: i64,
+    pub kind: String,
+    pub incident: Option<i64>,
+    pub state: String,
+    pub attempts: i64,
+    pub run_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+}
+
+/// Adds a job; `None` if a job with the same `dedup_key` exists already.
+pub async fn enqueue(
+    conn: &mut AnyConnection,
+    job: &NewJob,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<i64>> {
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO jobs (kind, incident, payload, state, run_at, blocked_by, dedup_key, \
+         created_at, updated_at) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $7) \
+         ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+    )
+    .bind(&job.kind)
+    .bind(job.incident)
+    .bind(&job.payload)
+    .bind(ms(job.run_at))
+    .bind(job.blocked_by)
+    .bind(job.dedup_key.clone())
+    .bind(ms(now))
+    .fetch_optional(conn)
+    .await?;
+    Ok(id)
+}
+
+/// Claims up to `limit` due jobs (pending and due, or running with an expired lease).
+pub async fn claim_jobs(
+    store: &Store,
+    now: DateTime<Utc>,
+    lease: chrono::Duration,
+    limit: i64,
+) -> StoreResult<Vec<ClaimedJob>> {
+    let lock = match store.backend() {
+        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, \
+         updated_at = $2 \
+         WHERE id IN (SELECT id FROM jobs WHERE blocked_by IS NULL AND \
+           ((state = 'pending' AND run_at <= $2) OR (state = 'running' AND lease_until <= $2)) \
+           ORDER BY run_at, id LIMIT $3 {lock}) \
+         RETURNING id, kind, incident, payload, attempts, run_at"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(ms(now + lease))
+        .bind(ms(now))
+        .bind(limit)
+        .fetch_all(store.pool())
+        .await?;
+    let mut jobs = rows
+        .iter()
+        .map(claimed_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+    jobs.sort_by_key(|j| (j.run_at, j.id));
+    Ok(jobs)
+}
+
+fn claimed_from_row(r: &AnyRow) -> StoreResult<ClaimedJob> {
+    Ok(ClaimedJob {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        incident: r.try_get("incident")?,
+        payload: r.try_get("payload")?,
+        attempts: r.try_get("attempts")?,
+        run_at: from_ms(r.try_get("run_at")?)?,
+    })
+}
+
+/// Marks a claimed job done and releases the jobs that waited for it. False if this worker
+/// no longer holds the job (its lease expired and another attempt took it).
+pub async fn complete_job(
+    conn: &mut AnyConnection,
+    job: &ClaimedJob,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE jobs SET state = 'done', lease_until = NULL, last_error = NULL, updated_at = $1 \
+         WHERE id = $2 AND attempts = $3 AND state = 'running'",
+    )
+    .bind(ms(now))
+    .bind(job.id)
+    .bind(job.attempts)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE jobs SET blocked_by = NULL, run_at = CASE WHEN run_at < $1 THEN $1 ELSE run_at END, \
+         updated_at = $1 WHERE blocked_by = $2",
+    )
+    .bind(ms(now))
+    .bind(job.id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(true)
+}
+
+/// Puts a claimed job back to wait until `run_at`, keeping the error.
+pub async fn retry_job(
+    store: &Store,
+    job: &ClaimedJob,
+    run_at: DateTime<Utc>,
+    error: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE jobs SET state = 'pending', run_at = $1, lease_until = NULL, last_error = $2, \
+         updated_at = $3 WHERE id = $4 AND attempts = $5 AND state = 'running'",
+    )
+    .bind(ms(run_at))
+    .bind(error)
+    .bind(ms(now))
+    .bind(job.id)
+    .bind(job.attempts)
+    .execute(store.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Gives up on a claimed job, and on every job that waited for it.
+pub async fn fail_job(
+    store: &Store,
+    job: &ClaimedJob,
+    error: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let mut tx = store.begin().await?;
+    let done = sqlx::query(
+        "UPDATE jobs SET state = 'failed', lease_until = NULL, last_error = $1, updated_at = $2 \
+         WHERE id = $3 AND attempts = $4 AND state = 'running'",
+    )
+    .bind(error)
+    .bind(ms(now))
+    .bind(job.id)
+    .bind(job.attempts)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    let mut failed = vec![job.id];
+    while let Some(id) = failed.pop() {
+        let dependents: Vec<i64> = sqlx::query_scalar(
+            "UPDATE jobs SET state = 'failed', last_error = $1, updated_at = $2 \
+             WHERE blocked_by = $3 AND state = 'pending' RETURNING id",
+        )
+        .bind(format!("job {id} it waited for failed"))
+        .bind(ms(now))
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        failed.extend(dependents);
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Cancels an incident's pending jobs of one kind (e.g. escalation steps after an ack).
+pub async fn cancel_pending_jobs(
+    conn: &mut AnyConnection,
+    incident: i64,
+    kind: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "UPDATE jobs SET state = 'cancelled', updated_at = $1 \
+         WHERE incident = $2 AND kind = $3 AND state = 'pending'",
+    )
+    .bind(ms(now))
+    .bind(incident)
+    .bind(kind)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// When the next job becomes due (or a running job's lease expires), if any.
+pub async fn next_wakeup(store: &Store) -> StoreResult<Option<DateTime<Utc>>> {
+    let next: Option<i64> = sqlx::query_scalar(
+        "SELECT MIN(t) FROM (\
+           SELECT MIN(run_at) AS t FROM jobs WHERE state = 'pending' AND blocked_by IS NULL \
+           UNION ALL SELECT MIN(lease_until) AS t FROM jobs WHERE state = 'running') AS w",
+    )
+    .fetch_one(store.pool())
+    .await?;
+    next.map(from_ms).transpose()
+}
+
+/// Moves `running` jobs back to `pending`. Only for SQLite at start-up, where one process
+/// owns the database and a `running` row can only be left over from a crash.
+pub async fn requeue_orphaned_jobs(store: &Store, now: DateTime<Utc>) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "UPDATE jobs SET state = 'pending', lease_until = NULL, updated_at = $1 \
+         WHERE state = 'running'",
+    )
+    .bind(ms(now))
+    .execute(store.pool())
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Every job, oldest first (tests, demo, diagnostics).
+pub async fn list_jobs(conn: &mut AnyConnection) -> StoreResult<Vec<JobRecord>> {
+    let rows = sqlx::query(
+        "SELECT id, kind, incident, state, attempts, run_at, last_error FROM jobs ORDER BY id",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(JobRecord {
+                id: r.try_get("id")?,
+                kind: r.try_get("kind")?,
+                incident: r.try_get("incident")?,
+                state: r.try_get("state")?,
+                attempts: r.try_get("attempts")?,
+                run_at: from_ms(r.try_get("run_at")?)?,
+                last_error: r.try_get("last_error")?,
+            })
+        })
+        .collect()
+}
+
+/// How many jobs are in each state (for metrics and readiness of tests).
+pub async fn count_jobs(conn: &mut AnyConnection, state: &str) -> StoreResult<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = $1")
+            .bind(state)
+            .fetch_one(conn)
+            .await?,
+    )
+}
