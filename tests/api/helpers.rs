@@ -1,0 +1,432 @@
+//! `spawn_app`: the real server on a random port, its own database, a Slack emulator, a
+//! manual clock; and helpers to send signed Slack requests and look at what happened.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tokio_util::sync::CancellationToken;
+
+use warroom::app::{App, AppContext, Settings};
+use warroom::clock::Clock;
+use warroom::config::{Config, Environment};
+use warroom::core::{Incident, TimelineEvent};
+use warroom::emulator::SlackEmulator;
+use warroom::store::{self, JobRecord};
+
+pub const SIGNING_SECRET: &str = "test-signing-secret";
+pub const BOT_TOKEN: &str = "xoxb-test";
+pub const GENERAL: &str = "C0GENERAL";
+pub const ANNOUNCE: &str = "C0ANNOUNCE";
+pub const ALICE: &str = "U0ALICE";
+pub const PRIMARY: &str = "U0PRIMARY";
+/// How long a test waits for something that should happen at once.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Which database engine a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The configuration every test starts from.
+pub const BASE_CONFIG: &str = r#"
+[slack]
+announce_channel = "C0ANNOUNCE"
+
+[severity.P0]
+escalation = [
+  { after = "0s", page = ["primary"] },
+  { after = "15m", page = ["senior"] },
+]
+
+[contacts.primary]
+slack_user = "U0PRIMARY"
+
+[contacts.senior]
+slack_user = "U0SENIOR"
+"#;
+
+/// A database of its own for one test: a SQLite file in a temp dir, or a fresh PostgreSQL schema.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("warroom.db").display());
+                TestDb {
+                    url,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let base = std::env::var("WARROOM_TEST_POSTGRES_URL")
+                    .expect("WARROOM_TEST_POSTGRES_URL must be set for the PostgreSQL suite");
+                let schema = format!("wr_test_{}", uuid_like());
+                let admin = warroom::store::Store::connect(&base)
+                    .await
+                    .expect("connect to PostgreSQL");
+                sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                    .execute(admin.pool())
+                    .await
+                    .expect("create schema");
+                admin.close().await;
+                let sep = if base.contains('?') { '&' } else { '?' };
+                let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+                TestDb { url, _dir: None }
+            }
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..12)
+        .map(|_| char::from(b'a' + rng.gen_range(0..26)))
+        .collect()
+}
+
+/// A running warroom.
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub slack: SlackEmulator,
+    pub ctx: AppContext,
+    pub clock: Clock,
+    pub db: TestDb,
+    pub config_text: String,
+    shutdown: CancellationToken,
+    _stop_on_drop: tokio_util::sync::DropGuard,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    http: reqwest::Client,
+}
+
+/// Options for `spawn_app_with`.
+pub struct Spawn {
+    pub backend: Backend,
+    pub config: String,
+    pub workers: usize,
+}
+
+impl Spawn {
+    pub fn new(backend: Backend) -> Spawn {
+        Spawn {
+            backend,
+            config: BASE_CONFIG.to_string(),
+            workers: 1,
+        }
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(Spawn::new(backend)).await
+}
+
+pub async fn spawn_app_with(spawn: Spawn) -> TestApp {
+    let slack = SlackEmulator::start(BOT_TOKEN).await.expect("emulator");
+    let db = TestDb::new(spawn.backend).await;
+    let clock = Clock::manual(Utc::now());
+    start(slack, db, clock, spawn.config, spawn.workers).await
+}
+
+async fn start(
+    slack: SlackEmulator,
+    db: TestDb,
+    clock: Clock,
+    config_text: String,
+    workers: usize,
+) -> TestApp {
+    let config = Config::from_toml(&config_text).expect("test config");
+    let vars = [
+        ("WARROOM_BIND", "127.0.0.1:0".to_string()),
+        ("DATABASE_URL", db.url.clone()),
+        ("SLACK_API_URL", slack.api_url()),
+        ("SLACK_SIGNING_SECRET", SIGNING_SECRET.to_string()),
+        ("SLACK_BOT_TOKEN", BOT_TOKEN.to_string()),
+    ];
+    let env = Environment::from_lookup(|k| {
+        vars.iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| v.clone())
+    })
+    .expect("test environment");
+    let app = App::build(Settings {
+        config,
+        env,
+        clock: clock.clone(),
+        workers,
+    })
+    .await
+    .expect("app builds");
+    let addr = app.addr();
+    let ctx = app.context();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    TestApp {
+        addr,
+        slack,
+        ctx,
+        clock,
+        db,
+        config_text,
+        _stop_on_drop: shutdown.clone().drop_guard(),
+        shutdown,
+        server,
+        http: reqwest::Client::new(),
+    }
+}
+
+/// `v0=hex(HMAC-SHA256(secret, "v0:{ts}:{body}"))`, as Slack signs.
+pub fn slack_signature(secret: &str, ts: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(b"v0:");
+    mac.update(ts.as_bytes());
+    mac.update(b":");
+    mac.update(body);
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+pub fn now_ts() -> String {
+    Utc::now().timestamp().to_string()
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The `text` of a JSON answer (an ephemeral reply).
+    pub fn text(&self) -> String {
+        self.json()["text"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+/// A slash command form body, as Slack sends it.
+pub fn slash_body(
+    text: &str,
+    channel: &str,
+    user: &str,
+    response_url: &str,
+    trigger: &str,
+) -> String {
+    serde_urlencoded::to_string([
+        ("token", "legacy"),
+        ("team_id", "T1"),
+        ("team_domain", "acme"),
+        ("channel_id", channel),
+        ("channel_name", "general"),
+        ("user_id", user),
+        ("user_name", "alice"),
+        ("command", "/incident"),
+        ("text", text),
+        ("api_app_id", "A1"),
+        ("response_url", response_url),
+        ("trigger_id", trigger),
+    ])
+    .expect("form encodes")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// POSTs a body signed with `secret` and timestamp `ts`.
+    pub async fn post_signed_with(
+        &self,
+        path: &str,
+        body: &str,
+        content_type: &str,
+        secret: &str,
+        ts: &str,
+    ) -> Answer {
+        let sig = slack_signature(secret, ts, body.as_bytes());
+        let r = self
+            .http
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .header("x-slack-request-timestamp", ts)
+            .header("x-slack-signature", sig)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request sent");
+        Answer {
+            status: r.status().as_u16(),
+            body: r.text().await.unwrap_or_default(),
+        }
+    }
+
+    pub async fn post_signed(&self, path: &str, body: &str, content_type: &str) -> Answer {
+        self.post_signed_with(path, body, content_type, SIGNING_SECRET, &now_ts())
+            .await
+    }
+
+    pub async fn post_unsigned(&self, path: &str, body: &str, content_type: &str) -> Answer {
+        let r = self
+            .http
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request sent");
+        Answer {
+            status: r.status().as_u16(),
+            body: r.text().await.unwrap_or_default(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        let r = self
+            .http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent");
+        Answer {
+            status: r.status().as_u16(),
+            body: r.text().await.unwrap_or_default(),
+        }
+    }
+
+    /// `/incident <text>` from `user` in `channel`, with a fresh trigger id; the reply address
+    /// is the emulator's `/response/<reply_id>`.
+    pub async fn command_as(
+        &self,
+        text: &str,
+        channel: &str,
+        user: &str,
+        reply_id: &str,
+    ) -> Answer {
+        let body = slash_body(
+            text,
+            channel,
+            user,
+            &self.slack.response_url(reply_id),
+            &format!("trig-{}", uuid_like()),
+        );
+        self.post_signed(
+            "/slack/commands",
+            &body,
+            "application/x-www-form-urlencoded",
+        )
+        .await
+    }
+
+    pub async fn command(&self, text: &str) -> Answer {
+        self.command_as(text, GENERAL, ALICE, "r0").await
+    }
+
+    /// Waits (polling, with a deadline) until `f` gives something.
+    pub async fn eventually<T>(&self, what: &str, f: impl FnMut(&SlackEmulator) -> Option<T>) -> T {
+        match self.slack.wait_for(PATIENCE, f).await {
+            Some(v) => v,
+            None => panic!(
+                "timed out waiting for {what}; Slack saw:\n{}",
+                self.slack
+                    .calls()
+                    .iter()
+                    .map(|c| format!("  {} {} -> {} {}", c.method, c.params, c.status, c.response))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+        }
+    }
+
+    /// Moves the clock forward by `step` until `f` gives something (or real time runs out).
+    pub async fn advance_until<T>(
+        &self,
+        what: &str,
+        step: Duration,
+        mut f: impl FnMut(&SlackEmulator) -> Option<T>,
+    ) -> T {
+        let deadline = std::time::Instant::now() + PATIENCE * 3;
+        loop {
+            if let Some(v) = self.slack.wait_for(Duration::from_millis(50), &mut f).await {
+                return v;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("timed out waiting for {what} while advancing the clock");
+            }
+            self.clock.advance(step);
+        }
+    }
+
+    pub async fn incident(&self, number: i64) -> Option<Incident> {
+        let mut conn = self.ctx.store.acquire().await.expect("db");
+        store::get_incident(&mut conn, number).await.expect("query")
+    }
+
+    pub async fn incident_count(&self) -> i64 {
+        let mut conn = self.ctx.store.acquire().await.expect("db");
+        store::incident_count(&mut conn).await.expect("query")
+    }
+
+    pub async fn timeline(&self, number: i64) -> Vec<TimelineEvent> {
+        let mut conn = self.ctx.store.acquire().await.expect("db");
+        store::timeline(&mut conn, number).await.expect("query")
+    }
+
+    pub async fn jobs(&self) -> Vec<JobRecord> {
+        let mut conn = self.ctx.store.acquire().await.expect("db");
+        store::list_jobs(&mut conn).await.expect("query")
+    }
+
+    /// Polls the database until `f` holds for the jobs table.
+    pub async fn jobs_until(
+        &self,
+        what: &str,
+        mut f: impl FnMut(&[JobRecord]) -> bool,
+    ) -> Vec<JobRecord> {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let jobs = self.jobs().await;
+            if f(&jobs) {
+                return jobs;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("timed out waiting for {what}; jobs: {jobs:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the server and workers (the database and emulator stay).
+    pub async fn stop(self) -> (SlackEmulator, TestDb, Clock, String) {
+        self.shutdown.cancel();
+        let _ = self.server.await;
+        self.ctx.store.close().await;
+        (self.slack, self.db, self.clock, self.config_text)
+    }
+
+    /// Stops this app and starts another on the same database, emulator, clock and config.
+    pub async fn restart(self, workers: usize) -> TestApp {
+        let (slack, db, clock, config) = self.stop().await;
+        start(slack, db, clock, config, workers).await
+    }
+}
+
+/// Every string Slack was sent, for leak checks.
+pub fn everything_sent(slack: &SlackEmulator) -> String {
+    slack
+        .calls()
+        .iter()
+        .map(|c| c.params.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}

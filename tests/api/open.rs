@@ -1,0 +1,440 @@
+//! `/incident open` end to end, and everything that can go wrong on the way.
+
+use std::time::Duration;
+
+use crate::helpers::*;
+use warroom::emulator::SlackEmulator;
+
+crate::on_both_backends!(
+    open_happy_path,
+    unsigned_stale_and_tampered_requests_are_rejected,
+    malformed_commands_get_usage_and_change_nothing,
+    channel_name_collision_gets_a_suffix,
+    rate_limited_slack_delivers_each_message_once,
+    failing_slack_recovers_and_everything_is_delivered,
+    pending_jobs_complete_after_a_restart,
+    repeated_trigger_opens_one_incident,
+    list_and_help,
+    health_and_readiness,
+);
+
+/// The war-room id of the n-th created channel.
+fn war_room(slack: &SlackEmulator, n: usize) -> Option<(String, String)> {
+    let created = slack.ok_calls("conversations.create");
+    let c = created.get(n)?;
+    Some((
+        c.response["channel"]["id"].as_str()?.to_string(),
+        c.response["channel"]["name"].as_str()?.to_string(),
+    ))
+}
+
+fn has_buttons(call: &warroom::emulator::RecordedCall) -> bool {
+    call.params["blocks"].to_string().contains("\"button\"")
+}
+
+async fn open_happy_path(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let answer = app
+        .command_as("open P0 <!channel> checkout is down", GENERAL, ALICE, "r1")
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(answer.text().contains("INC-1"), "{answer:?}");
+
+    let (room, name) = app.eventually("the war room", |s| war_room(s, 0)).await;
+    assert_eq!(name, "inc-1-channel-checkout-is-down");
+    let kickoff = app
+        .eventually("the kickoff", |s| {
+            s.posts_to(&room).into_iter().find(has_buttons)
+        })
+        .await;
+    let blocks = kickoff.params["blocks"].to_string();
+    assert!(blocks.contains("INC-1"), "{blocks}");
+    assert!(blocks.contains("Assess impact"), "{blocks}");
+    assert!(blocks.contains("Acknowledge"), "{blocks}");
+    assert!(blocks.contains("resolve within 2h"), "{blocks}");
+    // One button per checklist item, plus Acknowledge.
+    assert_eq!(blocks.matches("\"button\"").count(), 11, "{blocks}");
+
+    let invited = app
+        .eventually("the invitation", |s| {
+            s.ok_calls("conversations.invite").into_iter().next()
+        })
+        .await;
+    let users = invited.params["users"].to_string();
+    assert!(users.contains(ALICE) && users.contains(PRIMARY), "{users}");
+    app.eventually("the topic", |s| {
+        s.topic(&room).filter(|t| t.contains("INC-1"))
+    })
+    .await;
+    let announcement = app
+        .eventually("the announcement", |s| {
+            s.posts_to(ANNOUNCE).into_iter().next()
+        })
+        .await;
+    assert!(announcement.params["text"]
+        .as_str()
+        .unwrap_or_default()
+        .contains(&room));
+    let reply = app
+        .eventually("the reply with the link", |s| {
+            s.responses("r1").into_iter().next()
+        })
+        .await;
+    assert!(
+        reply.params.to_string().contains(&room),
+        "{:?}",
+        reply.params
+    );
+    // The first escalation step (0s) pages the primary by DM.
+    app.eventually("the page", |s| s.dm_posts(PRIMARY).into_iter().next())
+        .await;
+
+    // Nobody was notified by the title.
+    assert!(!everything_sent(&app.slack).contains("<!channel>"));
+    assert!(!answer.body.contains("<!channel>"));
+
+    let incident = app.incident(1).await.expect("INC-1 stored");
+    assert_eq!(incident.title, "<!channel> checkout is down");
+    assert_eq!(incident.war_room.as_ref().map(|r| r.id.clone()), Some(room));
+    assert_eq!(
+        incident.kickoff_ref,
+        kickoff.response["ts"].as_str().map(String::from)
+    );
+    assert_eq!(incident.checklist.len(), 10);
+    let kinds: Vec<_> = app
+        .timeline(1)
+        .await
+        .iter()
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert!(kinds.starts_with(&["declared"]), "{kinds:?}");
+    assert!(
+        kinds.contains(&"war_room_opened") && kinds.contains(&"paged"),
+        "{kinds:?}"
+    );
+
+    let jobs = app
+        .jobs_until("the immediate jobs to finish", |jobs| {
+            jobs.iter().filter(|j| j.state == "done").count() == 7
+        })
+        .await;
+    let pending: Vec<_> = jobs.iter().filter(|j| j.state == "pending").collect();
+    assert_eq!(pending.len(), 1, "the 15m step waits: {jobs:#?}");
+    assert_eq!(pending[0].kind, "escalation_step");
+}
+
+async fn unsigned_stale_and_tampered_requests_are_rejected(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let body = slash_body(
+        "open P0 must not open",
+        GENERAL,
+        ALICE,
+        &app.slack.response_url("x"),
+        "t1",
+    );
+    let form = "application/x-www-form-urlencoded";
+    assert_eq!(
+        app.post_unsigned("/slack/commands", &body, form)
+            .await
+            .status,
+        401
+    );
+    let wrong = app
+        .post_signed_with("/slack/commands", &body, form, "not-the-secret", &now_ts())
+        .await;
+    assert_eq!(wrong.status, 401);
+    let stale_ts = (chrono::Utc::now().timestamp() - 600).to_string();
+    let stale = app
+        .post_signed_with("/slack/commands", &body, form, SIGNING_SECRET, &stale_ts)
+        .await;
+    assert_eq!(stale.status, 401);
+    // Signed, then changed.
+    let ts = now_ts();
+    let sig = slack_signature(SIGNING_SECRET, &ts, body.as_bytes());
+    let tampered = reqwest::Client::new()
+        .post(app.url("/slack/commands"))
+        .header("content-type", form)
+        .header("x-slack-request-timestamp", &ts)
+        .header("x-slack-signature", sig)
+        .body(body.replace("must", "shall"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tampered.status().as_u16(), 401);
+    for path in ["/slack/events", "/slack/interactions"] {
+        assert_eq!(
+            app.post_unsigned(path, "{}", "application/json")
+                .await
+                .status,
+            401
+        );
+    }
+    // The control: the same request, signed, is accepted.
+    assert_eq!(app.command("help").await.status, 200);
+    assert_eq!(app.incident_count().await, 0);
+    assert!(app.jobs().await.is_empty());
+    assert!(app.slack.api_calls("conversations.create").is_empty());
+}
+
+async fn malformed_commands_get_usage_and_change_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for (text, expect) in [
+        ("open", "severity"),
+        ("open P0", "title"),
+        ("open P7 db down", "P7"),
+        ("open checkout is down", "checkout"),
+        ("frobnicate", "frobnicate"),
+        ("open P1 ", "title"),
+    ] {
+        let answer = app.command(text).await;
+        assert_eq!(answer.status, 200, "{text}: {answer:?}");
+        assert!(answer.text().contains(expect), "{text}: {answer:?}");
+        assert!(answer.text().contains("Usage"), "{text}: {answer:?}");
+    }
+    let long_title = format!("open P2 {}", "x".repeat(201));
+    assert!(app.command(&long_title).await.text().contains("too long"));
+
+    // Not a slash command at all: 400 with a reason.
+    let bad = app
+        .post_signed(
+            "/slack/commands",
+            "text=open%20P0%20x",
+            "application/x-www-form-urlencoded",
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert!(bad.body.contains("malformed"), "{bad:?}");
+    let bad_json = app
+        .post_signed(
+            "/slack/interactions",
+            "payload=%7Bnot%20json",
+            "application/x-www-form-urlencoded",
+        )
+        .await;
+    assert_eq!(bad_json.status, 400);
+    let bad_event = app
+        .post_signed("/slack/events", "{nope", "application/json")
+        .await;
+    assert_eq!(bad_event.status, 400);
+
+    // Too big: refused before it is read.
+    let huge = format!("text={}", "a".repeat(1024 * 1024 + 10));
+    let too_big = app
+        .post_signed(
+            "/slack/commands",
+            &huge,
+            "application/x-www-form-urlencoded",
+        )
+        .await;
+    assert_eq!(too_big.status, 413);
+
+    assert_eq!(app.incident_count().await, 0);
+    assert!(app.jobs().await.is_empty());
+    assert!(app.slack.api_calls("conversations.create").is_empty());
+}
+
+async fn channel_name_collision_gets_a_suffix(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.slack.take_name("inc-1-db-down");
+    app.slack.name_taken_next(2); // -2 is taken meanwhile too
+    app.command("open P2 DB down").await;
+    let (room, name) = app.eventually("the war room", |s| war_room(s, 0)).await;
+    assert_eq!(name, "inc-1-db-down-3");
+    let tried: Vec<String> = app
+        .slack
+        .api_calls("conversations.create")
+        .iter()
+        .filter_map(|c| c.param_str("name").map(String::from))
+        .collect();
+    assert_eq!(
+        tried,
+        ["inc-1-db-down", "inc-1-db-down-2", "inc-1-db-down-3"]
+    );
+    app.eventually("the kickoff", |s| {
+        s.posts_to(&room).into_iter().find(has_buttons)
+    })
+    .await;
+    let stored = app.incident(1).await.unwrap();
+    assert_eq!(stored.war_room.unwrap().name, "inc-1-db-down-3");
+}
+
+async fn rate_limited_slack_delivers_each_message_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.slack.ratelimit_next("chat.postMessage", 3, 2);
+    app.slack.ratelimit_next("conversations.create", 1, 1);
+    app.command("open P1 payments slow").await;
+    let (room, _) = app
+        .advance_until("the war room", Duration::from_millis(500), |s| {
+            war_room(s, 0)
+        })
+        .await;
+    app.advance_until(
+        "the kickoff and the announcement",
+        Duration::from_millis(500),
+        |s| (!s.posts_to(&room).is_empty() && !s.posts_to(ANNOUNCE).is_empty()).then_some(()),
+    )
+    .await;
+    let jobs = app
+        .jobs_until("every immediate job done", |jobs| {
+            jobs.iter()
+                .all(|j| j.state == "done" || j.kind == "escalation_step")
+        })
+        .await;
+    assert_eq!(app.slack.posts_to(&room).len(), 1, "kickoff posted once");
+    assert_eq!(app.slack.posts_to(ANNOUNCE).len(), 1, "announced once");
+    assert_eq!(app.slack.ok_calls("conversations.create").len(), 1);
+    let limited = app
+        .slack
+        .api_calls("chat.postMessage")
+        .iter()
+        .filter(|c| c.status == 429)
+        .count();
+    assert_eq!(limited, 3);
+    // Retry-After was honoured: the retried jobs carry the error and more than one attempt.
+    assert!(jobs.iter().any(|j| j.attempts > 1));
+}
+
+async fn failing_slack_recovers_and_everything_is_delivered(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.slack.fail_until_cleared("conversations.create");
+    app.slack.fail_next("chat.postMessage", 2);
+    app.command("open P0 search down").await;
+    app.advance_until("three failed attempts", Duration::from_secs(1), |s| {
+        (s.api_calls("conversations.create").len() >= 3).then_some(())
+    })
+    .await;
+    let jobs = app
+        .jobs_until("the failure recorded", |jobs| {
+            jobs.iter()
+                .any(|j| j.kind == "create_war_room" && j.attempts >= 3 && j.last_error.is_some())
+        })
+        .await;
+    let create = jobs.iter().find(|j| j.kind == "create_war_room").unwrap();
+    assert!(
+        create
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("500"),
+        "{create:?}"
+    );
+    assert!(
+        app.slack.posts_to(ANNOUNCE).is_empty(),
+        "nothing that needs the room ran"
+    );
+
+    app.slack.clear_faults();
+    let (room, _) = app
+        .advance_until("the war room", Duration::from_secs(5), |s| war_room(s, 0))
+        .await;
+    app.advance_until("everything delivered", Duration::from_secs(5), |s| {
+        (s.posts_to(&room).iter().any(has_buttons)
+            && !s.posts_to(ANNOUNCE).is_empty()
+            && !s.responses("r0").is_empty())
+        .then_some(())
+    })
+    .await;
+    assert_eq!(app.slack.ok_calls("conversations.create").len(), 1);
+    assert_eq!(app.slack.posts_to(&room).len(), 1);
+    assert_eq!(app.slack.posts_to(ANNOUNCE).len(), 1);
+}
+
+async fn pending_jobs_complete_after_a_restart(backend: Backend) {
+    let mut spawn = Spawn::new(backend);
+    spawn.workers = 0;
+    let app = spawn_app_with(spawn).await;
+    assert_eq!(app.command("open P1 queue backlog").await.status, 200);
+    let jobs = app.jobs().await;
+    assert!(
+        jobs.len() >= 5 && jobs.iter().all(|j| j.state == "pending"),
+        "{jobs:#?}"
+    );
+    assert!(app.slack.calls().is_empty(), "no worker, nothing sent");
+
+    let app = app.restart(1).await;
+    let (room, _) = app.eventually("the war room", |s| war_room(s, 0)).await;
+    app.eventually("the kickoff", |s| {
+        s.posts_to(&room).into_iter().find(has_buttons)
+    })
+    .await;
+    app.eventually("the announcement", |s| {
+        s.posts_to(ANNOUNCE).into_iter().next()
+    })
+    .await;
+    app.jobs_until("all immediate jobs done", |jobs| {
+        jobs.iter()
+            .filter(|j| j.kind != "escalation_step")
+            .all(|j| j.state == "done")
+    })
+    .await;
+}
+
+async fn repeated_trigger_opens_one_incident(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let body = slash_body(
+        "open P0 api down",
+        GENERAL,
+        ALICE,
+        &app.slack.response_url("r9"),
+        "same-trigger",
+    );
+    let form = "application/x-www-form-urlencoded";
+    let first = app.post_signed("/slack/commands", &body, form).await;
+    let second = app.post_signed("/slack/commands", &body, form).await;
+    assert_eq!((first.status, second.status), (200, 200));
+    assert!(first.text().contains("INC-1"));
+    assert!(second.text().contains("already handled"), "{second:?}");
+    assert_eq!(app.incident_count().await, 1);
+    // A different trigger is a different request.
+    app.command("open P0 api down").await;
+    assert_eq!(app.incident_count().await, 2);
+}
+
+async fn list_and_help(backend: Backend) {
+    let app = spawn_app(backend).await;
+    assert!(app
+        .command("list")
+        .await
+        .text()
+        .contains("No open incidents"));
+    app.command("open P2 reports are late").await;
+    app.command("open P0 login fails").await;
+    app.eventually("both war rooms", |s| war_room(s, 1)).await;
+    app.clock.advance(Duration::from_secs(125 * 60));
+    let list = app.command("list").await.text();
+    assert!(list.contains("INC-1") && list.contains("INC-2"), "{list}");
+    assert!(list.contains("P2") && list.contains("P0"), "{list}");
+    assert!(list.contains("2h 5m"), "age shown: {list}");
+    assert!(
+        list.contains("investigating") && list.contains("no commander"),
+        "{list}"
+    );
+    assert!(
+        list.contains("past target"),
+        "P0 target of 2h is missed: {list}"
+    );
+    assert!(
+        list.find("INC-2") < list.find("INC-1"),
+        "newest first: {list}"
+    );
+    let help = app.command("help").await.text();
+    for word in ["open", "list", "status", "resolve", "P0"] {
+        assert!(help.contains(word), "{word} in {help}");
+    }
+}
+
+async fn health_and_readiness(backend: Backend) {
+    let app = spawn_app(backend).await;
+    assert_eq!(app.get("/healthz").await.status, 200);
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status, 200, "{ready:?}");
+    app.command("help").await;
+    let metrics = app.get("/metrics").await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics.body.contains("warroom_http_request_seconds"),
+        "{}",
+        metrics.body
+    );
+    assert_eq!(app.get("/nope").await.status, 404);
+}
