@@ -338,6 +338,10 @@ impl Outcome {
 impl SlackEmulator {
     /// Binds `127.0.0.1:0` and serves the emulator in a spawned tokio task.
     /// `bot_token` is the only token the Web API accepts.
+    ///
+    /// # Errors
+    ///
+    /// When the listening socket cannot be bound.
     pub async fn start(bot_token: &str) -> std::io::Result<SlackEmulator> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
@@ -1718,7 +1722,10 @@ fn split_bytes<'a>(mut haystack: &'a [u8], needle: &[u8]) -> Vec<&'a [u8]> {
 
 /// A short, whitespace-collapsed rendering of a value for [`RecordedCall::describe`].
 fn short(v: &Value, n: usize) -> String {
-    let text = text_of(v);
+    let text = match v {
+        Value::Array(items) => items.iter().map(text_of).collect::<Vec<_>>().join(","),
+        other => text_of(other),
+    };
     let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let count = collapsed.chars().count();
     let cut = if count <= n {
