@@ -4,6 +4,7 @@
 
 mod helpers;
 mod open;
+mod queue;
 
 /// Generates `sqlite::<test>` and `postgres::<test>` for each `async fn <test>(Backend)`.
 #[macro_export]
