@@ -646,6 +646,14 @@ impl Config {
         }
     }
 
+    /// Every severity's policy, for the core.
+    pub fn policies(&self) -> crate::core::Policies {
+        self.severities
+            .iter()
+            .map(|(sev, s)| (*sev, s.policy()))
+            .collect()
+    }
+
     /// Slack users to invite into a new war room besides the declarer: the contacts paged
     /// at once (escalation steps due at 0s) who have a Slack user.
     pub fn first_responders_on_slack(&self, severity: Severity) -> Vec<String> {

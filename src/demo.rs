@@ -115,7 +115,11 @@ impl Demo {
             self.clock_text()
         )?;
         let reply = self.command(text, GENERAL, ALICE, "open").await?;
-        writeln!(out, "           warroom answers (only @alice sees it): {}\n", readable(&reply))?;
+        writeln!(
+            out,
+            "           warroom answers (only @alice sees it): {}\n",
+            readable(&reply)
+        )?;
 
         let (room, name) = self
             .wait("the war room", |s| {
@@ -127,7 +131,9 @@ impl Demo {
             })
             .await?;
         self.wait("the kickoff, announcement, reply and first page", |s| {
-            (s.posts_to(&room).iter().any(|c| c.params["blocks"].is_array())
+            (s.posts_to(&room)
+                .iter()
+                .any(|c| c.params["blocks"].is_array())
                 && !s.posts_to(ANNOUNCE).is_empty()
                 && !s.responses("open").is_empty()
                 && !s.dm_posts("U0PRIMARY").is_empty())
@@ -143,7 +149,11 @@ impl Demo {
 
         writeln!(out, "── #general: the reply to @alice ──")?;
         for r in self.slack.responses("open") {
-            writeln!(out, "  {}", readable(r.param_str("text").unwrap_or_default()))?;
+            writeln!(
+                out,
+                "  {}",
+                readable(r.param_str("text").unwrap_or_default())
+            )?;
         }
         writeln!(out)?;
 
@@ -174,7 +184,10 @@ impl Demo {
         }
         writeln!(out)?;
 
-        writeln!(out, "── Direct message to @primary (escalation step 1, at once) ──")?;
+        writeln!(
+            out,
+            "── Direct message to @primary (escalation step 1, at once) ──"
+        )?;
         for post in self.slack.dm_posts("U0PRIMARY") {
             print_message(out, &post.params)?;
         }
@@ -187,9 +200,14 @@ impl Demo {
         )?;
         self.clock.advance(Duration::from_secs(15 * 60));
         self.ctx.wake.notify_waiters();
-        self.wait("the second page", |s| s.dm_posts("U0SENIOR").into_iter().next())
-            .await?;
-        writeln!(out, "\n── Direct message to @senior (escalation step 2, at 15 m) ──")?;
+        self.wait("the second page", |s| {
+            s.dm_posts("U0SENIOR").into_iter().next()
+        })
+        .await?;
+        writeln!(
+            out,
+            "\n── Direct message to @senior (escalation step 2, at 15 m) ──"
+        )?;
         for post in self.slack.dm_posts("U0SENIOR") {
             print_message(out, &post.params)?;
         }
@@ -257,7 +275,10 @@ impl Demo {
             .post(format!("{}/slack/commands", self.base))
             .header("content-type", "application/x-www-form-urlencoded")
             .header("x-slack-request-timestamp", &ts)
-            .header("x-slack-signature", sign_request(SECRET, &ts, body.as_bytes()))
+            .header(
+                "x-slack-signature",
+                sign_request(SECRET, &ts, body.as_bytes()),
+            )
             .body(body)
             .send()
             .await?
@@ -337,14 +358,21 @@ fn describe(call: &RecordedCall) -> String {
     let mut bits = Vec::new();
     for key in ["channel", "name", "users", "topic", "ts"] {
         if let Some(v) = p.get(key) {
-            let v = v.as_str().map(String::from).unwrap_or_else(|| v.to_string());
+            let v = v
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| v.to_string());
             bits.push(format!("{key}={}", readable(&v)));
         }
     }
     let outcome = if call.ok() {
         "ok".to_string()
     } else {
-        format!("{} {}", call.status, call.response["error"].as_str().unwrap_or(""))
+        format!(
+            "{} {}",
+            call.status,
+            call.response["error"].as_str().unwrap_or("")
+        )
     };
     let what = match call.kind {
         crate::emulator::CallKind::Response => "response_url reply".to_string(),
@@ -364,7 +392,10 @@ fn print_message(out: &mut impl Write, params: &Value) -> std::io::Result<()> {
             }
         }
         None => {
-            let text = params.get("text").and_then(Value::as_str).unwrap_or_default();
+            let text = params
+                .get("text")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             for line in readable(text).lines() {
                 writeln!(out, "  │ {line}")?;
             }

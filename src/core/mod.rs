@@ -4,6 +4,7 @@
 //! policy drawn from configuration; the results are stored and the effects become durable jobs.
 
 mod channel_name;
+mod handle;
 mod incident;
 mod severity;
 
@@ -13,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use channel_name::ChannelName;
+pub use handle::{handle, pin_key, Change, Command, NewTimelineEvent, Outcome, Policies};
 pub use incident::{
     ChecklistItem, Done, Incident, Platform, Role, Status, TimelineEvent, TimelineKind, UserId,
     WarRoom,
@@ -57,12 +59,22 @@ pub enum Effect {
     /// Answer the person who declared, with the war-room link (`reply_to` is the adapter's
     /// reply address, e.g. Slack's `response_url`).
     ReplyToRequester { reply_to: String },
-    /// Run an escalation step when it comes due.
+    /// Run an escalation step when it comes due. `plan` identifies the plan it belongs to
+    /// (a re-plan after a severity change makes a new one), so each step fires once per plan.
     EscalationStep {
         step: usize,
         due_at: DateTime<Utc>,
         page: Vec<String>,
+        plan: i64,
     },
+    /// Re-render the kickoff message in place (checklist, roles, status, acknowledgement).
+    UpdateKickoff,
+    /// Post a status update in the war room.
+    PostStatusUpdate { text: String, by: UserId },
+    /// Repeat a status update in the announce channel (P0/P1).
+    AnnounceStatusUpdate { text: String, by: UserId },
+    /// Fetch a pinned message's author, text and link into its timeline event.
+    FetchPinnedMessage { message: String },
 }
 
 impl Effect {
@@ -76,6 +88,10 @@ impl Effect {
             Effect::AnnounceDeclared => "announce_declared",
             Effect::ReplyToRequester { .. } => "reply_to_requester",
             Effect::EscalationStep { .. } => "escalation_step",
+            Effect::UpdateKickoff => "update_kickoff",
+            Effect::PostStatusUpdate { .. } => "post_status_update",
+            Effect::AnnounceStatusUpdate { .. } => "announce_status_update",
+            Effect::FetchPinnedMessage { .. } => "fetch_pinned_message",
         }
     }
 
@@ -88,6 +104,10 @@ impl Effect {
                 | Effect::PostKickoff
                 | Effect::AnnounceDeclared
                 | Effect::ReplyToRequester { .. }
+                | Effect::UpdateKickoff
+                | Effect::PostStatusUpdate { .. }
+                | Effect::AnnounceStatusUpdate { .. }
+                | Effect::FetchPinnedMessage { .. }
         )
     }
 
@@ -217,7 +237,11 @@ pub fn open(
     if let Some(reply_to) = request.reply_to {
         effects.push(Effect::ReplyToRequester { reply_to });
     }
-    effects.extend(escalation_plan(&policy.escalation, now));
+    effects.extend(escalation_plan(
+        &policy.escalation,
+        now,
+        now.timestamp_millis(),
+    ));
     Ok(Opened {
         incident,
         timeline,
@@ -225,8 +249,8 @@ pub fn open(
     })
 }
 
-/// The escalation steps of a policy as effects due from `from`.
-pub fn escalation_plan(steps: &[EscalationStep], from: DateTime<Utc>) -> Vec<Effect> {
+/// The escalation steps of a policy as effects due from `from`, as plan `plan`.
+pub fn escalation_plan(steps: &[EscalationStep], from: DateTime<Utc>, plan: i64) -> Vec<Effect> {
     steps
         .iter()
         .enumerate()
@@ -235,6 +259,7 @@ pub fn escalation_plan(steps: &[EscalationStep], from: DateTime<Utc>) -> Vec<Eff
             step: i,
             due_at: from + chrono::Duration::from_std(step.after).unwrap_or(chrono::Duration::MAX),
             page: step.page.clone(),
+            plan,
         })
         .collect()
 }
@@ -368,6 +393,7 @@ mod tests {
                 step: 1,
                 due_at: t0() + chrono::Duration::minutes(15),
                 page: vec!["senior".into()],
+                plan: t0().timestamp_millis(),
             }
         );
     }
@@ -401,6 +427,7 @@ mod tests {
             step: 0,
             due_at: t0(),
             page: vec![],
+            plan: 0,
         };
         assert!(!step.needs_war_room());
         assert_eq!(step.due_at(), Some(t0()));

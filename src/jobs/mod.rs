@@ -65,19 +65,24 @@ impl From<crate::store::StoreError> for JobError {
 
 /// A state change that a job's success brings, committed together with its completion.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Change {
+pub enum JobChange {
     WarRoom(WarRoom),
     KickoffRef(String),
     Timeline {
         event: TimelineEvent,
         source_key: Option<String>,
     },
+    /// New text for the keyed timeline event (a pinned message, once fetched).
+    TimelineText {
+        source_key: String,
+        text: String,
+    },
 }
 
 /// What a successful job leaves behind.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct JobOutcome {
-    pub changes: Vec<Change>,
+    pub changes: Vec<JobChange>,
 }
 
 impl JobOutcome {
@@ -85,7 +90,7 @@ impl JobOutcome {
         JobOutcome::default()
     }
 
-    pub fn with(mut self, change: Change) -> Self {
+    pub fn with(mut self, change: JobChange) -> Self {
         self.changes.push(change);
         self
     }
@@ -108,7 +113,13 @@ pub async fn enqueue_effects(
         .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
         let dedup_key = match effect {
             Effect::CreateWarRoom => Some(format!("create_war_room:{incident}")),
-            Effect::EscalationStep { step, .. } => Some(format!("escalation:{incident}:{step}")),
+            Effect::EscalationStep { step, plan, .. } => {
+                Some(format!("escalation:{incident}:{plan}:{step}"))
+            }
+            _ => None,
+        };
+        let coalesce_key = match effect {
+            Effect::PostKickoff | Effect::UpdateKickoff => Some(format!("kickoff:{incident}")),
             _ => None,
         };
         let job = NewJob {
@@ -122,6 +133,7 @@ pub async fn enqueue_effects(
                 None
             },
             dedup_key,
+            coalesce_key,
         };
         let id = store::enqueue(conn, &job, now).await?;
         if matches!(effect, Effect::CreateWarRoom) {
@@ -221,11 +233,18 @@ async fn finish(
     if let Some(incident) = job.incident {
         for change in outcome.changes {
             match change {
-                Change::WarRoom(room) => store::set_war_room(&mut tx, incident, &room, now).await?,
-                Change::KickoffRef(r) => store::set_kickoff_ref(&mut tx, incident, &r, now).await?,
-                Change::Timeline { event, source_key } => {
+                JobChange::WarRoom(room) => {
+                    store::set_war_room(&mut tx, incident, &room, now).await?
+                }
+                JobChange::KickoffRef(r) => {
+                    store::set_kickoff_ref(&mut tx, incident, &r, now).await?
+                }
+                JobChange::Timeline { event, source_key } => {
                     store::insert_timeline(&mut tx, incident, &event, source_key.as_deref())
                         .await?;
+                }
+                JobChange::TimelineText { source_key, text } => {
+                    store::update_timeline_text(&mut tx, incident, &source_key, &text).await?;
                 }
             }
         }
@@ -260,6 +279,9 @@ async fn give_up(
 }
 
 async fn execute(ctx: &AppContext, job: &ClaimedJob) -> Result<JobOutcome, JobError> {
+    if job.kind == crate::slack::effects::REPLY_JOB {
+        return crate::slack::effects::send_replies(ctx, &job.payload).await;
+    }
     let payload: EffectJob = serde_json::from_str(&job.payload)
         .map_err(|e| JobError::fatal(format!("unreadable job payload: {e}")))?;
     let incident = {

@@ -218,4 +218,75 @@ impl SlackApi {
             .await?;
         Ok(())
     }
+
+    /// The message at `ts` in `channel` (a channel message, or else a thread reply).
+    pub async fn message(&self, channel: &str, ts: &str) -> SlackResult<Option<FetchedMessage>> {
+        let session = self.client.open_session(&self.token);
+        let req = SlackApiConversationsHistoryRequest::new()
+            .with_channel(channel.into())
+            .with_latest(ts.to_string().into())
+            .with_inclusive(true)
+            .with_limit(1);
+        let res = self.call(session.conversations_history(&req)).await?;
+        let found = res
+            .messages
+            .into_iter()
+            .find(|m| m.origin.ts.to_string() == ts);
+        let found = match found {
+            Some(m) => Some(m),
+            None => {
+                let req =
+                    SlackApiConversationsRepliesRequest::new(channel.into(), ts.to_string().into())
+                        .with_latest(ts.to_string().into())
+                        .with_inclusive(true)
+                        .with_limit(1);
+                match self.call(session.conversations_replies(&req)).await {
+                    Ok(res) => res
+                        .messages
+                        .into_iter()
+                        .find(|m| m.origin.ts.to_string() == ts),
+                    Err(SlackCallError::Api(code)) if code == "thread_not_found" => None,
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        Ok(found.map(|m| FetchedMessage {
+            user: m
+                .sender
+                .user
+                .map(|u| u.to_string())
+                .or_else(|| m.sender.username.clone()),
+            text: m.content.text.unwrap_or_default(),
+        }))
+    }
+
+    /// `chat.getPermalink`.
+    pub async fn permalink(&self, channel: &str, ts: &str) -> SlackResult<String> {
+        let session = self.client.open_session(&self.token);
+        let req = SlackApiChatGetPermalinkRequest::new(channel.into(), ts.to_string().into());
+        let res = self.call(session.chat_get_permalink(&req)).await?;
+        Ok(res.permalink.to_string())
+    }
+
+    /// `chat.postEphemeral`: a message only `user` sees, in `channel`.
+    pub async fn post_ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        content: SlackMessageContent,
+    ) -> SlackResult<()> {
+        let session = self.client.open_session(&self.token);
+        let req =
+            SlackApiChatPostEphemeralRequest::new(channel.into(), user.to_string().into(), content);
+        self.call(session.chat_post_ephemeral(&req)).await?;
+        Ok(())
+    }
+
+    /// `views.open`: shows a modal (within 3 s of the trigger).
+    pub async fn open_view(&self, trigger_id: &str, view: SlackView) -> SlackResult<()> {
+        let session = self.client.open_session(&self.token);
+        let req = SlackApiViewsOpenRequest::new(trigger_id.to_string().into(), view);
+        self.call(session.views_open(&req)).await?;
+        Ok(())
+    }
 }

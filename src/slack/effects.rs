@@ -2,8 +2,8 @@
 //! incident it is given, makes its Slack calls, and returns the state changes to commit.
 
 use crate::app::AppContext;
-use crate::core::{ChannelName, Effect, Incident, TimelineEvent, TimelineKind, WarRoom};
-use crate::jobs::{Change, JobError, JobOutcome};
+use crate::core::{pin_key, ChannelName, Effect, Incident, TimelineEvent, TimelineKind, WarRoom};
+use crate::jobs::{JobChange, JobError, JobOutcome};
 
 use super::api::{SlackApi, SlackCallError};
 use super::render;
@@ -61,8 +61,8 @@ pub async fn perform(
                             format!("War room #{name} opened"),
                         );
                         return Ok(JobOutcome::none()
-                            .with(Change::WarRoom(WarRoom { id, name }))
-                            .with(Change::Timeline {
+                            .with(JobChange::WarRoom(WarRoom { id, name }))
+                            .with(JobChange::Timeline {
                                 event,
                                 source_key: Some(format!("war_room_opened:{}", incident.number)),
                             }));
@@ -91,7 +91,7 @@ pub async fn perform(
                             Ok(()) => {}
                             Err(e) if e.is_retryable() => return Err(e.into()),
                             Err(e) => {
-                                outcome = outcome.with(Change::Timeline {
+                                outcome = outcome.with(JobChange::Timeline {
                                     event: TimelineEvent::new(
                                         now,
                                         None,
@@ -118,7 +118,7 @@ pub async fn perform(
                 return Ok(JobOutcome::none());
             }
             let posted = slack.post(&room.id, render::kickoff(incident)).await?;
-            Ok(JobOutcome::none().with(Change::KickoffRef(posted.ts)))
+            Ok(JobOutcome::none().with(JobChange::KickoffRef(posted.ts)))
         }
         Effect::AnnounceDeclared => match &ctx.config.slack.announce_channel {
             Some(channel) => {
@@ -140,7 +140,7 @@ pub async fn perform(
             let mut outcome = JobOutcome::none();
             for name in page {
                 let Some(contact) = ctx.config.contacts.get(name) else {
-                    outcome = outcome.with(Change::Timeline {
+                    outcome = outcome.with(JobChange::Timeline {
                         event: TimelineEvent::new(
                             now,
                             None,
@@ -159,7 +159,7 @@ pub async fn perform(
                 };
                 let dm = slack.open_dm(user).await?;
                 slack.post(&dm, render::page_dm(incident, *step)).await?;
-                outcome = outcome.with(Change::Timeline {
+                outcome = outcome.with(JobChange::Timeline {
                     event: TimelineEvent::new(
                         now,
                         None,
@@ -175,5 +175,150 @@ pub async fn perform(
             }
             Ok(outcome)
         }
+        Effect::UpdateKickoff => {
+            let room = war_room(incident)?;
+            match &incident.kickoff_ref {
+                Some(ts) => {
+                    slack
+                        .update(&room.id, ts, render::kickoff(incident))
+                        .await?;
+                    Ok(JobOutcome::none())
+                }
+                // The kickoff was never posted (it gave up): post it now.
+                None => {
+                    let posted = slack.post(&room.id, render::kickoff(incident)).await?;
+                    Ok(JobOutcome::none().with(JobChange::KickoffRef(posted.ts)))
+                }
+            }
+        }
+        Effect::PostStatusUpdate { text, by } => {
+            let room = war_room(incident)?;
+            slack
+                .post(&room.id, render::status_update(incident, text, by))
+                .await?;
+            Ok(JobOutcome::none())
+        }
+        Effect::AnnounceStatusUpdate { text, by } => match &ctx.config.slack.announce_channel {
+            Some(channel) => {
+                slack
+                    .post(channel, render::status_announcement(incident, text, by))
+                    .await?;
+                Ok(JobOutcome::none())
+            }
+            None => Ok(JobOutcome::none()),
+        },
+        Effect::FetchPinnedMessage { message } => {
+            let Some((channel, ts)) = parse_message_ref(message) else {
+                return Err(JobError::fatal(format!("`{message}` is not channel:ts")));
+            };
+            let fetched = slack.message(channel, ts).await?;
+            let link = match slack.permalink(channel, ts).await {
+                Ok(link) => Some(link),
+                Err(e) if e.is_retryable() => return Err(e.into()),
+                Err(_) => None,
+            };
+            let text = match fetched {
+                Some(m) => format!(
+                    "Pinned {}: “{}”{}",
+                    m.user
+                        .map(|u| format!("@{u}"))
+                        .unwrap_or_else(|| "a message".into()),
+                    m.text.trim(),
+                    link.map(|l| format!(" — {l}")).unwrap_or_default()
+                ),
+                None => format!(
+                    "Pinned a message that could no longer be read{}",
+                    link.map(|l| format!(" — {l}")).unwrap_or_default()
+                ),
+            };
+            Ok(JobOutcome::none().with(JobChange::TimelineText {
+                source_key: pin_key(incident.number, message),
+                text,
+            }))
+        }
     }
+}
+
+/// A Slack message reference as the adapter writes it: `<channel>:<ts>`.
+pub fn message_ref(channel: &str, ts: &str) -> String {
+    format!("{channel}:{ts}")
+}
+
+fn parse_message_ref(message: &str) -> Option<(&str, &str)> {
+    message
+        .split_once(':')
+        .filter(|(c, t)| !c.is_empty() && !t.is_empty())
+}
+
+/// The reply address for an ephemeral message to `user` in `channel` (when there is no
+/// `response_url`, e.g. after a modal).
+pub fn ephemeral_target(channel: &str, user: &str) -> String {
+    format!("ephemeral:{channel}:{user}")
+}
+
+/// Sends a reply to a reply address: a `response_url`, or `ephemeral:<channel>:<user>`.
+async fn reply(
+    slack: &SlackApi,
+    reply_to: &str,
+    content: slack_morphism::prelude::SlackMessageContent,
+) -> Result<(), SlackCallError> {
+    match reply_to
+        .strip_prefix("ephemeral:")
+        .and_then(|r| r.split_once(':'))
+    {
+        Some((channel, user)) => slack.post_ephemeral(channel, user, content).await,
+        None => slack.respond(reply_to, content).await,
+    }
+}
+
+/// The job kind of plain replies (texts sent in order to one reply address).
+pub const REPLY_JOB: &str = "slack_reply";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ReplyJob {
+    reply_to: String,
+    texts: Vec<String>,
+}
+
+/// Enqueues replies (already mrkdwn) to a reply address, sent in order by one job.
+pub async fn enqueue_replies(
+    ctx: &AppContext,
+    reply_to: &str,
+    texts: Vec<String>,
+) -> Result<(), crate::store::StoreError> {
+    let payload = serde_json::to_string(&ReplyJob {
+        reply_to: reply_to.to_string(),
+        texts,
+    })
+    .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+    let now = ctx.clock.now();
+    let mut conn = ctx.store.acquire().await?;
+    crate::store::enqueue(
+        &mut conn,
+        &crate::store::NewJob {
+            kind: REPLY_JOB.into(),
+            incident: None,
+            payload,
+            run_at: now,
+            blocked_by: None,
+            dedup_key: None,
+            coalesce_key: None,
+        },
+        now,
+    )
+    .await?;
+    ctx.wake.notify_waiters();
+    Ok(())
+}
+
+/// Runs a reply job.
+pub async fn send_replies(ctx: &AppContext, payload: &str) -> Result<JobOutcome, JobError> {
+    let slack = api(ctx)?;
+    let job: ReplyJob = serde_json::from_str(payload)
+        .map_err(|e| JobError::fatal(format!("unreadable reply job: {e}")))?;
+    for text in job.texts {
+        let content = slack_morphism::prelude::SlackMessageContent::new().with_text(text);
+        reply(slack, &job.reply_to, content).await?;
+    }
+    Ok(JobOutcome::none())
 }

@@ -17,8 +17,8 @@ use serde::Deserialize;
 use serde_json::json;
 use slack_morphism::signature_verifier::SlackEventSignatureVerifier;
 
-use crate::commands::{self, CommandError, OpenArgs, Request};
-use crate::core::Platform;
+use crate::commands::{self, CommandError, Handled, IncidentRef, OpenArgs, Request};
+use crate::core::{Command, Platform};
 use crate::http::{AppError, AppState};
 
 /// Longest a handler may take before it answers anyway (Slack gives up at 3 s).
@@ -86,58 +86,236 @@ async fn slash_command(
             "malformed slash command: user_id and channel_id are required".into(),
         ));
     }
-    let name = &state.ctx.config.slack.command;
-    let request = match commands::parse(&cmd.text) {
-        Ok(r) => r,
-        Err(problem) => return Ok(ephemeral(render::usage_error(name, &problem))),
+    let name = if cmd.command.starts_with('/') {
+        cmd.command.clone()
+    } else {
+        state.ctx.config.slack.command.clone()
     };
-    match request {
-        Request::Help => Ok(ephemeral(render::help(name))),
-        Request::List => {
-            let incidents = commands::active_incidents(&state.ctx).await;
-            match incidents {
+    let text = unescape(&cmd.text);
+    let request = match commands::parse(&text, &parse_mention) {
+        Ok(r) => r,
+        Err(problem) => return Ok(ephemeral(render::usage_error(&name, &problem))),
+    };
+    let inbound_key = cmd
+        .trigger_id
+        .as_ref()
+        .filter(|t| !t.is_empty())
+        .map(|t| format!("slack:command:{t}"));
+    let work = async {
+        match request {
+            Request::Help => Ok(ephemeral(render::help(&name))),
+            Request::List => match commands::active_incidents(&state.ctx).await {
                 Ok(list) => Ok(ephemeral(render::incident_list(
                     &list,
                     state.ctx.clock.now(),
                 ))),
-                Err(e) => Ok(command_failed(&cmd.command, e)),
+                Err(e) => Ok(command_failed(&name, e)),
+            },
+            Request::OpenForm => Ok(open_form(&state, &cmd)),
+            Request::Open { severity, title } => {
+                let args = OpenArgs {
+                    severity,
+                    title,
+                    description: String::new(),
+                    platform: Platform::Slack,
+                    user: cmd.user_id.clone(),
+                    channel: cmd.channel_id.clone(),
+                    reply_to: cmd.response_url.clone().filter(|u| !u.is_empty()),
+                    inbound_key,
+                };
+                match commands::open_incident(&state.ctx, args).await {
+                    Ok(Some(incident)) => Ok(ephemeral(render::opening_ack(&incident))),
+                    Ok(None) => Ok(ephemeral("That request was already handled.")),
+                    Err(e) => Ok(command_failed(&name, e)),
+                }
+            }
+            Request::Timeline => timeline(&state, &cmd, &name).await,
+            Request::Acknowledge { incident } => {
+                let target = match incident {
+                    Some(n) => IncidentRef::Number(n),
+                    None => {
+                        let in_war_room = {
+                            let mut conn = state.ctx.store.acquire().await.map_err(internal)?;
+                            crate::store::incident_number_by_war_room(&mut conn, &cmd.channel_id)
+                                .await
+                                .map_err(internal)?
+                        };
+                        match in_war_room {
+                            Some(n) => IncidentRef::Number(n),
+                            None => match commands::newest_unacknowledged(&state.ctx).await {
+                                Ok(Some(n)) => IncidentRef::Number(n),
+                                Ok(None) => {
+                                    return Ok(ephemeral(
+                                        "No incident is waiting for an acknowledgement.",
+                                    ))
+                                }
+                                Err(e) => return Ok(command_failed(&name, e)),
+                            },
+                        }
+                    }
+                };
+                let result = commands::run_command(
+                    &state.ctx,
+                    target,
+                    Command::Acknowledge,
+                    &cmd.user_id,
+                    inbound_key,
+                )
+                .await;
+                Ok(handled_reply(&name, result))
+            }
+            Request::Incident(command) => {
+                let result = commands::run_command(
+                    &state.ctx,
+                    IncidentRef::WarRoom(cmd.channel_id.clone()),
+                    command,
+                    &cmd.user_id,
+                    inbound_key,
+                )
+                .await;
+                Ok(handled_reply(&name, result))
             }
         }
-        Request::Open { severity, title } => {
-            let args = OpenArgs {
-                severity,
-                title,
-                description: String::new(),
-                platform: Platform::Slack,
-                user: cmd.user_id.clone(),
-                channel: cmd.channel_id.clone(),
-                reply_to: cmd.response_url.clone().filter(|u| !u.is_empty()),
-                inbound_key: cmd
-                    .trigger_id
-                    .as_ref()
-                    .filter(|t| !t.is_empty())
-                    .map(|t| format!("slack:command:{t}")),
-            };
-            match tokio::time::timeout(ANSWER_WITHIN, commands::open_incident(&state.ctx, args)).await {
-                Ok(Ok(Some(incident))) => Ok(ephemeral(render::opening_ack(&incident))),
-                Ok(Ok(None)) => Ok(ephemeral("That request was already handled.")),
-                Ok(Err(e)) => Ok(command_failed(&cmd.command, e)),
-                Err(_) => Ok(ephemeral(
-                    ":hourglass: warroom is slow to answer. Check `/incident list` in a moment before trying again.",
-                )),
-            }
-        }
+    };
+    match tokio::time::timeout(ANSWER_WITHIN, work).await {
+        Ok(result) => result,
+        Err(_) => Ok(ephemeral(
+            ":hourglass: warroom is slow to answer. Check `/incident list` in a moment before trying again.",
+        )),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> AppError {
+    AppError::Internal(anyhow::anyhow!("{e}"))
+}
+
+/// The ephemeral answer to a command on an incident.
+fn handled_reply(name: &str, result: Result<Handled, CommandError>) -> Response {
+    match result {
+        Ok(Handled::Done { outcome, .. }) if outcome.reply.is_empty() => ephemeral("Done."),
+        Ok(Handled::Done { outcome, .. }) => ephemeral(format!(
+            ":white_check_mark: {}",
+            render::core_text(&outcome.reply)
+        )),
+        Ok(Handled::Duplicate) => ephemeral("That request was already handled."),
+        Ok(Handled::NoIncident) => ephemeral(render::not_a_war_room(name)),
+        Err(e) => command_failed(name, e),
     }
 }
 
 fn command_failed(command: &str, e: CommandError) -> Response {
     match e {
-        CommandError::Rejected(reason) => ephemeral(render::usage_error(command, &reason)),
+        CommandError::Rejected(reason) => ephemeral(format!(
+            ":warning: {}\n`{command} help` lists the commands.",
+            render::core_text(&reason)
+        )),
         CommandError::Store(e) => {
             tracing::error!(error = %e, "a command failed");
             ephemeral(":x: warroom could not save that (internal error). Please try again.")
         }
     }
+}
+
+/// `/incident timeline`: the first part in the answer, the rest as follow-up replies.
+async fn timeline(state: &AppState, cmd: &SlashCommand, name: &str) -> Result<Response, AppError> {
+    let found =
+        commands::incident_with_timeline(&state.ctx, IncidentRef::WarRoom(cmd.channel_id.clone()))
+            .await;
+    let (incident, events) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => return Ok(ephemeral(render::not_a_war_room(name))),
+        Err(e) => return Ok(command_failed(name, e)),
+    };
+    let mut chunks = render::timeline(&incident, &events, TIMELINE_CHUNK).into_iter();
+    let first = chunks.next().unwrap_or_default();
+    let rest: Vec<String> = chunks.collect();
+    if !rest.is_empty() {
+        let reply_to = cmd
+            .response_url
+            .clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| effects::ephemeral_target(&cmd.channel_id, &cmd.user_id));
+        effects::enqueue_replies(&state.ctx, &reply_to, rest)
+            .await
+            .map_err(internal)?;
+    }
+    Ok(ephemeral(first))
+}
+
+/// Characters per timeline message (Slack shows up to about 4,000 in one).
+const TIMELINE_CHUNK: usize = 3500;
+
+/// Bare `/incident open`: the declaration form. `views.open` must happen within 3 s of the
+/// trigger, so it is sent right away (a trigger cannot be replayed later anyway).
+fn open_form(state: &AppState, cmd: &SlashCommand) -> Response {
+    let (Some(api), Some(trigger)) = (state.ctx.slack.clone(), cmd.trigger_id.clone()) else {
+        return ephemeral(render::usage_error(
+            &state.ctx.config.slack.command,
+            "`open` needs a severity and a title, e.g. `open P0 checkout is down`",
+        ));
+    };
+    let view = render::open_modal(&cmd.channel_id);
+    tokio::spawn(async move {
+        if let Err(e) = api.open_view(&trigger, view).await {
+            tracing::warn!(error = %e, "could not open the declaration form");
+        }
+    });
+    StatusCode::OK.into_response()
+}
+
+/// Slack escapes `&`, `<` and `>` in text it sends; warroom stores the plain text and escapes
+/// again on the way out.
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// `<@U123>`, `<@U123|name>` or a bare `U123` id.
+pub fn parse_mention(token: &str) -> Option<String> {
+    let inner = token
+        .strip_prefix("<@")
+        .and_then(|t| t.strip_suffix('>'))
+        .map(|t| t.split('|').next().unwrap_or(t))
+        .unwrap_or(token);
+    let valid = inner.len() >= 3
+        && (inner.starts_with('U') || inner.starts_with('W'))
+        && inner
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    valid.then(|| inner.to_string())
+}
+
+#[derive(Deserialize)]
+struct InteractionForm {
+    payload: String,
+}
+
+#[derive(Deserialize)]
+struct Interaction {
+    #[serde(rename = "type")]
+    kind: String,
+    user: Option<InteractionUser>,
+    #[serde(default)]
+    actions: Vec<Action>,
+    response_url: Option<String>,
+    view: Option<serde_json::Value>,
+    container: Option<serde_json::Value>,
+    channel: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct InteractionUser {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct Action {
+    action_id: String,
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    action_ts: Option<String>,
 }
 
 async fn interaction(
@@ -146,20 +324,163 @@ async fn interaction(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let body = verify(&state, &headers, &body)?;
-    #[derive(Deserialize)]
-    struct Form {
-        payload: String,
-    }
-    let form: Form = serde_urlencoded::from_str(body)
+    let form: InteractionForm = serde_urlencoded::from_str(body)
         .map_err(|e| AppError::BadRequest(format!("malformed interaction: {e}")))?;
-    let payload: serde_json::Value = serde_json::from_str(&form.payload)
+    let payload: Interaction = serde_json::from_str(&form.payload)
         .map_err(|e| AppError::BadRequest(format!("malformed interaction payload: {e}")))?;
-    if payload.get("type").and_then(|t| t.as_str()).is_none() {
+    let Some(user) = payload.user.as_ref().map(|u| u.id.clone()) else {
         return Err(AppError::BadRequest(
-            "interaction payload has no type".into(),
+            "interaction payload has no user".into(),
         ));
+    };
+    match payload.kind.as_str() {
+        "block_actions" => {
+            for action in &payload.actions {
+                block_action(&state, &payload, action, &user).await?;
+            }
+            Ok(StatusCode::OK.into_response())
+        }
+        "view_submission" => view_submission(&state, &payload, &user).await,
+        _ => Ok(StatusCode::OK.into_response()),
     }
-    Ok(StatusCode::OK.into_response())
+}
+
+async fn block_action(
+    state: &AppState,
+    payload: &Interaction,
+    action: &Action,
+    user: &str,
+) -> Result<(), AppError> {
+    let value = action.value.as_deref().unwrap_or_default();
+    let (number, command) = if action.action_id.starts_with(render::ACTION_CHECKLIST) {
+        let parsed = value
+            .split_once(':')
+            .and_then(|(n, p)| Some((n.parse::<i64>().ok()?, p.parse::<i64>().ok()?)));
+        let Some((number, position)) = parsed else {
+            return Err(AppError::BadRequest(format!(
+                "checklist button with value `{value}`"
+            )));
+        };
+        (number, Command::ToggleChecklistItem { position })
+    } else if action.action_id == render::ACTION_ACKNOWLEDGE {
+        let Ok(number) = value.parse::<i64>() else {
+            return Err(AppError::BadRequest(format!(
+                "acknowledge button with value `{value}`"
+            )));
+        };
+        (number, Command::Acknowledge)
+    } else {
+        return Ok(());
+    };
+    let message_ts = payload
+        .container
+        .as_ref()
+        .and_then(|c| c.get("message_ts"))
+        .and_then(|t| t.as_str())
+        .unwrap_or_default();
+    let inbound_key = action
+        .action_ts
+        .as_ref()
+        .map(|ts| format!("slack:action:{user}:{message_ts}:{}:{ts}", action.action_id));
+    let result = commands::run_command(
+        &state.ctx,
+        IncidentRef::Number(number),
+        command,
+        user,
+        inbound_key,
+    )
+    .await;
+    let problem = match result {
+        Ok(Handled::Done { .. }) | Ok(Handled::Duplicate) => None,
+        Ok(Handled::NoIncident) => Some(format!("INC-{number} does not exist")),
+        Err(CommandError::Rejected(reason)) => Some(reason),
+        Err(CommandError::Store(e)) => return Err(internal(e)),
+    };
+    if let (Some(problem), Some(url)) = (problem, payload.response_url.clone()) {
+        effects::enqueue_replies(
+            &state.ctx,
+            &url,
+            vec![format!(":warning: {}", render::core_text(&problem))],
+        )
+        .await
+        .map_err(internal)?;
+    }
+    Ok(())
+}
+
+async fn view_submission(
+    state: &AppState,
+    payload: &Interaction,
+    user: &str,
+) -> Result<Response, AppError> {
+    let Some(view) = &payload.view else {
+        return Err(AppError::BadRequest(
+            "view_submission without a view".into(),
+        ));
+    };
+    if view.get("callback_id").and_then(|c| c.as_str()) != Some(render::OPEN_MODAL) {
+        return Ok(StatusCode::OK.into_response());
+    }
+    let values = view.pointer("/state/values").cloned().unwrap_or_default();
+    let field = |block: &str| -> Option<String> {
+        let input = values.get(block)?.as_object()?.values().next()?;
+        input
+            .get("value")
+            .and_then(|v| v.as_str())
+            .or_else(|| {
+                input
+                    .pointer("/selected_option/value")
+                    .and_then(|v| v.as_str())
+            })
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let mut errors = serde_json::Map::new();
+    let title = field("title").unwrap_or_default();
+    if let Err(e) = crate::core::clean_title(&title) {
+        errors.insert("title".into(), e.to_string().into());
+    }
+    let severity = field("severity").and_then(|s| s.parse::<crate::core::Severity>().ok());
+    if severity.is_none() {
+        errors.insert("severity".into(), "choose a severity".into());
+    }
+    let (Some(severity), true) = (severity, errors.is_empty()) else {
+        return Ok(Json(json!({ "response_action": "errors", "errors": errors })).into_response());
+    };
+    let channel = view
+        .get("private_metadata")
+        .and_then(|m| m.as_str())
+        .filter(|m| !m.is_empty())
+        .map(String::from)
+        .or_else(|| {
+            payload
+                .channel
+                .as_ref()
+                .and_then(|c| c.get("id"))
+                .and_then(|c| c.as_str())
+                .map(String::from)
+        })
+        .unwrap_or_default();
+    let view_id = view.get("id").and_then(|v| v.as_str()).unwrap_or_default();
+    let args = OpenArgs {
+        severity,
+        title,
+        description: field("description").unwrap_or_default(),
+        platform: Platform::Slack,
+        user: user.to_string(),
+        channel: channel.clone(),
+        reply_to: (!channel.is_empty()).then(|| effects::ephemeral_target(&channel, user)),
+        inbound_key: (!view_id.is_empty()).then(|| format!("slack:view:{view_id}")),
+    };
+    match commands::open_incident(&state.ctx, args).await {
+        Ok(_) => Ok(StatusCode::OK.into_response()),
+        Err(CommandError::Rejected(reason)) => Ok(Json(json!({
+            "response_action": "errors",
+            "errors": { "title": reason }
+        }))
+        .into_response()),
+        Err(CommandError::Store(e)) => Err(internal(e)),
+    }
 }
 
 async fn event(
@@ -178,8 +499,75 @@ async fn event(
                 .ok_or_else(|| AppError::BadRequest("url_verification without challenge".into()))?;
             Ok(Json(json!({ "challenge": challenge })).into_response())
         }
+        Some("event_callback") => {
+            let Some(event) = envelope.get("event").filter(|e| e.is_object()) else {
+                return Err(AppError::BadRequest(
+                    "event_callback without an event".into(),
+                ));
+            };
+            let event_id = envelope.get("event_id").and_then(|e| e.as_str());
+            reaction_event(&state, event, event_id).await?;
+            Ok(StatusCode::OK.into_response())
+        }
         Some(_) => Ok(StatusCode::OK.into_response()),
         None => Err(AppError::BadRequest("event has no type".into())),
+    }
+}
+
+/// `reaction_added` / `reaction_removed` with the timeline emoji in a war room: pin or unpin
+/// the message. Anything else is acknowledged and ignored.
+async fn reaction_event(
+    state: &AppState,
+    event: &serde_json::Value,
+    event_id: Option<&str>,
+) -> Result<(), AppError> {
+    let kind = event
+        .get("type")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default();
+    if kind != "reaction_added" && kind != "reaction_removed" {
+        return Ok(());
+    }
+    let reaction = event
+        .get("reaction")
+        .and_then(|r| r.as_str())
+        .unwrap_or_default();
+    // Skin tones arrive as `pushpin::skin-tone-2`.
+    let reaction = reaction.split("::").next().unwrap_or_default();
+    if reaction != state.ctx.config.slack.timeline_emoji {
+        return Ok(());
+    }
+    let item = event.get("item");
+    let str_at = |key: &str| item.and_then(|i| i.get(key)).and_then(|v| v.as_str());
+    if str_at("type") != Some("message") {
+        return Ok(());
+    }
+    let (Some(channel), Some(ts), Some(user)) = (
+        str_at("channel"),
+        str_at("ts"),
+        event.get("user").and_then(|u| u.as_str()),
+    ) else {
+        return Err(AppError::BadRequest(format!(
+            "{kind} without item.channel, item.ts or user"
+        )));
+    };
+    let message = effects::message_ref(channel, ts);
+    let command = if kind == "reaction_added" {
+        Command::PinMessage { message }
+    } else {
+        Command::UnpinMessage { message }
+    };
+    let result = commands::run_command(
+        &state.ctx,
+        IncidentRef::WarRoom(channel.to_string()),
+        command,
+        user,
+        event_id.map(|id| format!("slack:event:{id}")),
+    )
+    .await;
+    match result {
+        Ok(_) | Err(CommandError::Rejected(_)) => Ok(()),
+        Err(CommandError::Store(e)) => Err(internal(e)),
     }
 }
 

@@ -311,13 +311,22 @@ pub fn incident_list(incidents: &[Incident], now: DateTime<Utc>) -> String {
 pub fn help(command: &str) -> String {
     format!(
         "*warroom* runs the incident protocol from Slack.\n\
-         `{c} open <P0-P3> <title>` (or `declare`): declare an incident and open its war room\n\
+         *Anywhere*\n\
+         `{c} open <P0-P3> <title>` (or `declare`): declare an incident and open its war room; \
+         `{c} open` alone opens a form\n\
          `{c} list`: open incidents with severity, age, status and commander\n\
+         `{c} ack [INC-n]`: acknowledge a page (stops escalation)\n\
          `{c} help`: this text\n\
-         In a war room: `status <text>`, `note <text>`, `severity <P0-P3>`, \
-         `assign <commander|comms|ops|scribe> <@user>`, `ack`, `state <identified|monitoring>`, \
-         `hotfix <url> [version]`, `resolve [summary]`, `timeline`.\n\
-         Severities: P0 production down / security (2h) · P1 critical feature broken (4h) · \
+         *In a war room*\n\
+         `{c} status <text>`: status update (posted here, and announced for P0/P1)\n\
+         `{c} note <text>`: add a note to the timeline\n\
+         `{c} severity <P0-P3>`: change the severity (escalation is re-planned)\n\
+         `{c} assign <commander|comms|ops|scribe> <@user>`: assign a role\n\
+         `{c} state <identified|monitoring>`: move the incident on\n\
+         `{c} hotfix <url> [version]`: link the fix · `{c} resolve [summary]`: resolve\n\
+         `{c} timeline`: the whole timeline\n\
+         React with :pushpin: to keep a message in the timeline; press the checklist buttons to tick items.\n\
+         *Severities*: P0 production down / security (2h) · P1 critical feature broken (4h) · \
          P2 partly broken, workaround exists (24h) · P3 business-critical, not broken (48h).",
         c = command
     )
@@ -332,6 +341,163 @@ pub fn usage_error(command: &str, problem: &str) -> String {
     )
 }
 
+/// Text stored by the core (timeline, replies) made safe for mrkdwn: escaped, and `@U…` user
+/// ids turned into mentions.
+pub fn core_text(text: &str) -> String {
+    let escaped = escape(text);
+    let mut out = String::with_capacity(escaped.len());
+    let mut rest = escaped.as_str();
+    while let Some(at) = rest.find('@') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let id_len = after
+            .char_indices()
+            .take_while(|(_, c)| c.is_ascii_uppercase() || c.is_ascii_digit())
+            .map(|(i, c)| i + c.len_utf8())
+            .last()
+            .unwrap_or(0);
+        let id = &after[..id_len];
+        if id_len >= 3 && (id.starts_with('U') || id.starts_with('W')) {
+            out.push_str(&user(id));
+        } else {
+            out.push('@');
+            out.push_str(id);
+        }
+        rest = &after[id_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A status update, as posted in the war room.
+pub fn status_update(incident: &Incident, text: &str, by: &str) -> SlackMessageContent {
+    let body = format!(
+        ":mega: *Status update* on {} ({} · {}) from {}\n{}",
+        incident.key(),
+        incident.severity,
+        incident.status,
+        user(by),
+        escape(text)
+    );
+    SlackMessageContent::new().with_text(body)
+}
+
+/// A status update of a P0/P1, as repeated in the announce channel.
+pub fn status_announcement(incident: &Incident, text: &str, by: &str) -> SlackMessageContent {
+    let body = format!(
+        ":mega: *{} {} update:* {}\n{}\n_from {} · status {} · war room {}_",
+        incident.key(),
+        incident.severity,
+        escape(&incident.title),
+        escape(text),
+        user(by),
+        incident.status,
+        war_room_link(incident)
+    );
+    SlackMessageContent::new().with_text(body)
+}
+
+/// `/incident timeline`: the whole timeline in UTC with actors, split into messages of at most
+/// `max_chars` characters each.
+pub fn timeline(
+    incident: &Incident,
+    events: &[crate::core::TimelineEvent],
+    max_chars: usize,
+) -> Vec<String> {
+    let mut lines = vec![format!(
+        "*Timeline of {} · {} · {}* ({} events, times in UTC)",
+        incident.key(),
+        incident.severity,
+        escape(&incident.title),
+        events.len()
+    )];
+    for e in events {
+        let actor = e
+            .actor
+            .as_deref()
+            .map(|a| format!("{} ", user(a)))
+            .unwrap_or_else(|| "warroom ".into());
+        lines.push(format!(
+            "`{}` {}· {}",
+            e.at.format("%Y-%m-%d %H:%M:%S"),
+            actor,
+            core_text(&e.text)
+        ));
+    }
+    let mut chunks: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for line in lines {
+        let line: String = line.chars().take(max_chars.saturating_sub(1)).collect();
+        if !current.is_empty() && current.chars().count() + line.chars().count() + 1 > max_chars {
+            chunks.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push('\n');
+        }
+        current.push_str(&line);
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+/// Callback id of the declaration form.
+pub const OPEN_MODAL: &str = "open_incident";
+
+/// The declaration form for bare `/incident open`; `channel` is where it was asked for.
+pub fn open_modal(channel: &str) -> SlackView {
+    let options: Vec<serde_json::Value> = crate::core::Severity::ALL
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "text": { "type": "plain_text", "text": format!("{s} — {}", s.meaning()) },
+                "value": s.as_str()
+            })
+        })
+        .collect();
+    let view = serde_json::json!({
+        "type": "modal",
+        "callback_id": OPEN_MODAL,
+        "private_metadata": channel,
+        "title": { "type": "plain_text", "text": "Declare an incident" },
+        "submit": { "type": "plain_text", "text": "Declare" },
+        "close": { "type": "plain_text", "text": "Cancel" },
+        "blocks": [
+            {
+                "type": "input", "block_id": "title",
+                "label": { "type": "plain_text", "text": "Title" },
+                "element": {
+                    "type": "plain_text_input", "action_id": "title", "max_length": 200,
+                    "placeholder": { "type": "plain_text", "text": "Checkout is down" }
+                }
+            },
+            {
+                "type": "input", "block_id": "severity",
+                "label": { "type": "plain_text", "text": "Severity" },
+                "element": { "type": "static_select", "action_id": "severity", "options": options }
+            },
+            {
+                "type": "input", "block_id": "description", "optional": true,
+                "label": { "type": "plain_text", "text": "What is happening?" },
+                "element": { "type": "plain_text_input", "action_id": "description", "multiline": true }
+            }
+        ]
+    });
+    match serde_json::from_value(view) {
+        Ok(view) => view,
+        Err(e) => unreachable!("the declaration form is a valid view: {e}"),
+    }
+}
+
+/// The answer to a war-room command typed elsewhere.
+pub fn not_a_war_room(command: &str) -> String {
+    format!(
+        ":warning: That command works in an incident's war room (a `#inc-…` channel). \
+         `{command} list` shows the open incidents and their war rooms."
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,6 +509,15 @@ mod tests {
             "&lt;!channel&gt; &amp; &lt;@U1&gt;"
         );
         assert_eq!(escape("plain"), "plain");
+    }
+
+    #[test]
+    fn core_text_mentions_ids_and_escapes_the_rest() {
+        assert_eq!(
+            core_text("@U0BOB assigned <!here> & @team"),
+            "<@U0BOB> assigned &lt;!here&gt; &amp; @team"
+        );
+        assert_eq!(core_text("mail a@b.c"), "mail a@b.c");
     }
 
     #[test]

@@ -6,9 +6,11 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use super::Backend;
 use super::{from_ms, ms, StoreError, StoreResult};
 use crate::core::{
-    ChannelName, ChecklistItem, Done, Incident, Role, Severity, Status, TimelineEvent, WarRoom,
+    Change, ChannelName, ChecklistItem, Done, Incident, Role, Severity, Status, TimelineEvent,
+    WarRoom,
 };
 
 const INCIDENT_COLUMNS: &str = "number, title, description, severity, status, platform, \
@@ -275,4 +277,139 @@ fn incident_from_row(row: &AnyRow) -> StoreResult<Incident> {
         checklist: Vec::new(),
         roles: BTreeMap::new(),
     })
+}
+
+/// Takes the incident's row lock for the rest of the transaction, so commands on one incident
+/// are applied one after another (PostgreSQL; SQLite transactions are already serial here).
+pub async fn lock_incident(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    number: i64,
+) -> StoreResult<()> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT number FROM incidents WHERE number = $1 FOR UPDATE")
+            .bind(number)
+            .fetch_optional(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The number of the incident whose war room is `channel_id`.
+pub async fn incident_number_by_war_room(
+    conn: &mut AnyConnection,
+    channel_id: &str,
+) -> StoreResult<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT number FROM incidents WHERE war_room_id = $1")
+            .bind(channel_id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// Writes one change the core decided on.
+pub async fn apply_change(
+    conn: &mut AnyConnection,
+    incident: i64,
+    change: &Change,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    match change {
+        Change::Status(status) => {
+            let resolved_at = (*status == Status::Resolved).then(|| ms(now));
+            sqlx::query(
+                "UPDATE incidents SET status = $1, resolved_at = COALESCE($2, resolved_at), \
+                 updated_at = $3 WHERE number = $4",
+            )
+            .bind(status.as_str())
+            .bind(resolved_at)
+            .bind(ms(now))
+            .bind(incident)
+            .execute(conn)
+            .await?;
+        }
+        Change::Severity {
+            severity,
+            target_at,
+        } => {
+            sqlx::query(
+                "UPDATE incidents SET severity = $1, target_at = $2, updated_at = $3 WHERE number = $4",
+            )
+            .bind(severity.as_str())
+            .bind(ms(*target_at))
+            .bind(ms(now))
+            .bind(incident)
+            .execute(conn)
+            .await?;
+        }
+        Change::Role { role, user, by } => {
+            sqlx::query(
+                "INSERT INTO roles (incident, role, user_id, assigned_by, assigned_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (incident, role) DO UPDATE SET \
+                 user_id = excluded.user_id, assigned_by = excluded.assigned_by, \
+                 assigned_at = excluded.assigned_at",
+            )
+            .bind(incident)
+            .bind(role.as_str())
+            .bind(user)
+            .bind(by)
+            .bind(ms(now))
+            .execute(conn)
+            .await?;
+        }
+        Change::Acknowledged(done) => {
+            sqlx::query(
+                "UPDATE incidents SET acknowledged_by = $1, acknowledged_at = $2, updated_at = $3 \
+                 WHERE number = $4 AND acknowledged_at IS NULL",
+            )
+            .bind(&done.by)
+            .bind(ms(done.at))
+            .bind(ms(now))
+            .bind(incident)
+            .execute(conn)
+            .await?;
+        }
+        Change::ChecklistItem { position, done } => {
+            sqlx::query(
+                "UPDATE checklist_items SET done_by = $1, done_at = $2 \
+                 WHERE incident = $3 AND position = $4",
+            )
+            .bind(done.as_ref().map(|d| d.by.clone()))
+            .bind(done.as_ref().map(|d| ms(d.at)))
+            .bind(incident)
+            .bind(position)
+            .execute(conn)
+            .await?;
+        }
+        Change::CancelEscalation => {
+            super::cancel_pending_jobs(conn, incident, "escalation_step", now).await?;
+        }
+        Change::RemoveTimeline { source_key } => {
+            sqlx::query("DELETE FROM timeline_events WHERE incident = $1 AND source_key = $2")
+                .bind(incident)
+                .bind(source_key)
+                .execute(conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the text of the timeline event with `source_key` (e.g. a pin, once its message is
+/// fetched). False if the event is gone (the pin was taken back meanwhile).
+pub async fn update_timeline_text(
+    conn: &mut AnyConnection,
+    incident: i64,
+    source_key: &str,
+    text: &str,
+) -> StoreResult<bool> {
+    let done =
+        sqlx::query("UPDATE timeline_events SET text = $1 WHERE incident = $2 AND source_key = $3")
+            .bind(text)
+            .bind(incident)
+            .bind(source_key)
+            .execute(conn)
+            .await?;
+    Ok(done.rows_affected() == 1)
 }

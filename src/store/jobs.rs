@@ -22,6 +22,8 @@ pub struct NewJob {
     pub blocked_by: Option<i64>,
     /// At most one job ever exists with this key (e.g. one escalation step per incident).
     pub dedup_key: Option<String>,
+    /// At most one pending job with this key, and none runs while another with it runs.
+    pub coalesce_key: Option<String>,
 }
 
 /// A job claimed by this worker.
@@ -47,7 +49,8 @@ pub struct JobRecord {
     pub last_error: Option<String>,
 }
 
-/// Adds a job; `None` if a job with the same `dedup_key` exists already.
+/// Adds a job; `None` if a job with the same `dedup_key`, or a pending job with the same
+/// `coalesce_key`, exists already.
 pub async fn enqueue(
     conn: &mut AnyConnection,
     job: &NewJob,
@@ -55,8 +58,9 @@ pub async fn enqueue(
 ) -> StoreResult<Option<i64>> {
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO jobs (kind, incident, payload, state, run_at, blocked_by, dedup_key, \
-         created_at, updated_at) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $7) \
-         ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+         coalesce_key, created_at, updated_at) \
+         VALUES ($1, $2, $3, 'pending', $4, $5, $6, $8, $7, $7) \
+         ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(&job.kind)
     .bind(job.incident)
@@ -65,6 +69,7 @@ pub async fn enqueue(
     .bind(job.blocked_by)
     .bind(job.dedup_key.clone())
     .bind(ms(now))
+    .bind(job.coalesce_key.clone())
     .fetch_optional(conn)
     .await?;
     Ok(id)
@@ -84,8 +89,11 @@ pub async fn claim_jobs(
     let sql = format!(
         "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, \
          updated_at = $2 \
-         WHERE id IN (SELECT id FROM jobs WHERE blocked_by IS NULL AND \
+         WHERE id IN (SELECT id FROM jobs j WHERE blocked_by IS NULL AND \
            ((state = 'pending' AND run_at <= $2) OR (state = 'running' AND lease_until <= $2)) \
+           AND (coalesce_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r \
+                WHERE r.coalesce_key = j.coalesce_key AND r.id <> j.id \
+                AND r.state = 'running' AND r.lease_until > $2)) \
            ORDER BY run_at, id LIMIT $3 {lock}) \
          RETURNING id, kind, incident, payload, attempts, run_at"
     );
@@ -144,7 +152,8 @@ pub async fn complete_job(
     Ok(true)
 }
 
-/// Puts a claimed job back to wait until `run_at`, keeping the error.
+/// Puts a claimed job back to wait until `run_at`, keeping the error. A coalescing job that a
+/// newer pending job has superseded is cancelled instead (the newer one renders the latest state).
 pub async fn retry_job(
     store: &Store,
     job: &ClaimedJob,
@@ -152,6 +161,23 @@ pub async fn retry_job(
     error: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<bool> {
+    let mut tx = store.begin().await?;
+    let superseded = sqlx::query(
+        "UPDATE jobs SET state = 'cancelled', lease_until = NULL, last_error = $1, updated_at = $2 \
+         WHERE id = $3 AND attempts = $4 AND state = 'running' AND coalesce_key IS NOT NULL \
+         AND EXISTS (SELECT 1 FROM jobs p WHERE p.coalesce_key = jobs.coalesce_key \
+                     AND p.state = 'pending')",
+    )
+    .bind(format!("superseded by a newer job after: {error}"))
+    .bind(ms(now))
+    .bind(job.id)
+    .bind(job.attempts)
+    .execute(&mut *tx)
+    .await?;
+    if superseded.rows_affected() == 1 {
+        tx.commit().await?;
+        return Ok(true);
+    }
     let done = sqlx::query(
         "UPDATE jobs SET state = 'pending', run_at = $1, lease_until = NULL, last_error = $2, \
          updated_at = $3 WHERE id = $4 AND attempts = $5 AND state = 'running'",
@@ -161,8 +187,9 @@ pub async fn retry_job(
     .bind(ms(now))
     .bind(job.id)
     .bind(job.attempts)
-    .execute(store.pool())
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(done.rows_affected() == 1)
 }
 

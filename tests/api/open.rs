@@ -179,7 +179,6 @@ async fn unsigned_stale_and_tampered_requests_are_rejected(backend: Backend) {
 async fn malformed_commands_get_usage_and_change_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
     for (text, expect) in [
-        ("open", "severity"),
         ("open P0", "title"),
         ("open P7 db down", "P7"),
         ("open checkout is down", "checkout"),

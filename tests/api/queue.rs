@@ -30,6 +30,7 @@ fn job(kind: &str, blocked_by: Option<i64>, dedup_key: Option<&str>) -> NewJob {
         run_at: Utc::now() - Duration::seconds(1),
         blocked_by,
         dedup_key: dedup_key.map(String::from),
+        coalesce_key: None,
     }
 }
 
