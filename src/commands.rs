@@ -228,7 +228,7 @@ pub enum IncidentRef {
 #[derive(Debug)]
 pub enum Handled {
     Done {
-        incident: Incident,
+        incident: Box<Incident>,
         outcome: Outcome,
     },
     /// The same request (by inbound key) was handled before; nothing changed.
@@ -295,7 +295,10 @@ pub async fn run_command(
         .unwrap_or(incident);
     tx.commit().await?;
     ctx.wake.notify_waiters();
-    Ok(Handled::Done { incident, outcome })
+    Ok(Handled::Done {
+        incident: Box::new(incident),
+        outcome,
+    })
 }
 
 /// An incident and its timeline, for `timeline` and the web pages.

@@ -128,9 +128,7 @@ pub async fn perform(
             None => Ok(JobOutcome::none()),
         },
         Effect::ReplyToRequester { reply_to } => {
-            slack
-                .respond(reply_to, render::opened_reply(incident))
-                .await?;
+            reply(slack, reply_to, render::opened_reply(incident)).await?;
             Ok(JobOutcome::none())
         }
         Effect::EscalationStep { step, page, .. } => {

@@ -528,27 +528,25 @@ async fn reaction_event(
     if kind != "reaction_added" && kind != "reaction_removed" {
         return Ok(());
     }
-    let reaction = event
-        .get("reaction")
-        .and_then(|r| r.as_str())
-        .unwrap_or_default();
-    // Skin tones arrive as `pushpin::skin-tone-2`.
-    let reaction = reaction.split("::").next().unwrap_or_default();
-    if reaction != state.ctx.config.slack.timeline_emoji {
-        return Ok(());
-    }
-    let item = event.get("item");
+    let item = event.get("item").filter(|i| i.is_object());
     let str_at = |key: &str| item.and_then(|i| i.get(key)).and_then(|v| v.as_str());
-    if str_at("type") != Some("message") {
-        return Ok(());
-    }
-    let (Some(channel), Some(ts), Some(user)) = (
-        str_at("channel"),
-        str_at("ts"),
+    let (Some(reaction), Some(user), Some(item_type)) = (
+        event.get("reaction").and_then(|r| r.as_str()),
         event.get("user").and_then(|u| u.as_str()),
+        str_at("type"),
     ) else {
         return Err(AppError::BadRequest(format!(
-            "{kind} without item.channel, item.ts or user"
+            "{kind} without reaction, user or item"
+        )));
+    };
+    // Skin tones arrive as `pushpin::skin-tone-2`.
+    let reaction = reaction.split("::").next().unwrap_or_default();
+    if reaction != state.ctx.config.slack.timeline_emoji || item_type != "message" {
+        return Ok(());
+    }
+    let (Some(channel), Some(ts)) = (str_at("channel"), str_at("ts")) else {
+        return Err(AppError::BadRequest(format!(
+            "{kind} without item.channel or item.ts"
         )));
     };
     let message = effects::message_ref(channel, ts);

@@ -430,3 +430,171 @@ pub fn everything_sent(slack: &SlackEmulator) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// An open incident's war room and kickoff message.
+pub struct Opened {
+    pub room: String,
+    pub name: String,
+    pub kickoff_ts: String,
+}
+
+impl TestApp {
+    /// `/incident open <severity> <title>` and waits for the war room and the kickoff.
+    pub async fn open(&self, severity: &str, title: &str) -> Opened {
+        let before = self.slack.ok_calls("conversations.create").len();
+        let answer = self.command(&format!("open {severity} {title}")).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        let (room, name) = self
+            .eventually("the war room", |s| {
+                let c = s.ok_calls("conversations.create").into_iter().nth(before)?;
+                Some((
+                    c.response["channel"]["id"].as_str()?.to_string(),
+                    c.response["channel"]["name"].as_str()?.to_string(),
+                ))
+            })
+            .await;
+        let kickoff_ts = self
+            .eventually("the kickoff", |s| {
+                s.posts_to(&room)
+                    .into_iter()
+                    .find(|c| c.params["blocks"].to_string().contains("\"button\""))
+                    .and_then(|c| c.response["ts"].as_str().map(String::from))
+            })
+            .await;
+        // The kickoff's ts is stored before later updates can use it.
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let mut conn = self.ctx.store.acquire().await.expect("db");
+            let stored = store::incident_by_war_room(&mut conn, &room)
+                .await
+                .expect("query")
+                .and_then(|i| i.kickoff_ref);
+            if stored.is_some() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "kickoff ts never stored"
+            );
+            drop(conn);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Opened {
+            room,
+            name,
+            kickoff_ts,
+        }
+    }
+
+    /// `/incident <text>` typed in the war room.
+    pub async fn in_room(&self, opened: &Opened, text: &str, user: &str) -> Answer {
+        let body = slash_body(
+            text,
+            &opened.room,
+            user,
+            &self.slack.response_url("room"),
+            &format!("trig-{}", uuid_like()),
+        );
+        self.post_signed(
+            "/slack/commands",
+            &body,
+            "application/x-www-form-urlencoded",
+        )
+        .await
+    }
+
+    /// Presses a button of the message `ts` in `channel`, as Slack reports it.
+    pub async fn press(
+        &self,
+        channel: &str,
+        ts: &str,
+        action_id: &str,
+        value: &str,
+        user: &str,
+    ) -> Answer {
+        let payload = serde_json::json!({
+            "type": "block_actions",
+            "user": { "id": user, "username": user.to_lowercase(), "team_id": "T1" },
+            "api_app_id": "A1",
+            "token": "legacy",
+            "container": { "type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": false },
+            "trigger_id": format!("trig-{}", uuid_like()),
+            "team": { "id": "T1", "domain": "acme" },
+            "channel": { "id": channel, "name": "war-room" },
+            "message": { "type": "message", "ts": ts, "text": "" },
+            "response_url": self.slack.response_url("press"),
+            "actions": [{
+                "action_id": action_id,
+                "block_id": "b",
+                "type": "button",
+                "value": value,
+                "action_ts": format!("{}.{}", Utc::now().timestamp(), uuid_like()),
+            }]
+        });
+        self.interaction(&payload).await
+    }
+
+    pub async fn interaction(&self, payload: &serde_json::Value) -> Answer {
+        let body = serde_urlencoded::to_string([("payload", payload.to_string())]).expect("form");
+        self.post_signed(
+            "/slack/interactions",
+            &body,
+            "application/x-www-form-urlencoded",
+        )
+        .await
+    }
+
+    /// Sends an Events API callback; `retry` adds Slack's retry headers.
+    pub async fn event(
+        &self,
+        event: serde_json::Value,
+        event_id: &str,
+        retry: Option<u32>,
+    ) -> Answer {
+        let body = serde_json::json!({
+            "token": "legacy", "team_id": "T1", "api_app_id": "A1",
+            "event": event, "type": "event_callback",
+            "event_id": event_id, "event_time": Utc::now().timestamp(),
+        })
+        .to_string();
+        let ts = now_ts();
+        let mut req = self
+            .http
+            .post(self.url("/slack/events"))
+            .header("content-type", "application/json")
+            .header("x-slack-request-timestamp", &ts)
+            .header(
+                "x-slack-signature",
+                slack_signature(SIGNING_SECRET, &ts, body.as_bytes()),
+            );
+        if let Some(n) = retry {
+            req = req
+                .header("x-slack-retry-num", n.to_string())
+                .header("x-slack-retry-reason", "http_timeout");
+        }
+        let r = req.body(body).send().await.expect("request sent");
+        Answer {
+            status: r.status().as_u16(),
+            body: r.text().await.unwrap_or_default(),
+        }
+    }
+
+    /// Waits until no job is pending or running (everything enqueued so far was carried out).
+    pub async fn settled(&self) -> Vec<JobRecord> {
+        self.jobs_until("the queue to settle", |jobs| {
+            jobs.iter().all(|j| {
+                j.state != "running" && (j.state != "pending" || j.kind == "escalation_step")
+            })
+        })
+        .await
+    }
+}
+
+/// A `reaction_added`/`reaction_removed` event.
+pub fn reaction(kind: &str, user: &str, emoji: &str, channel: &str, ts: &str) -> serde_json::Value {
+    serde_json::json!({
+        "type": kind, "user": user, "reaction": emoji, "item_user": "U0BOB",
+        "item": { "type": "message", "channel": channel, "ts": ts },
+        "event_ts": format!("{}.000100", Utc::now().timestamp()),
+    })
+}

@@ -5,6 +5,7 @@
 mod helpers;
 mod open;
 mod queue;
+mod war_room;
 
 /// Generates `sqlite::<test>` and `postgres::<test>` for each `async fn <test>(Backend)`.
 #[macro_export]

@@ -1,0 +1,637 @@
+//! The war room: commands, buttons, reactions, the modal, the timeline.
+
+use std::time::Duration;
+
+use crate::helpers::*;
+use warroom::core::{Change, Status, TimelineKind};
+
+crate::on_both_backends!(
+    war_room_commands_are_recorded_and_posted,
+    war_room_commands_elsewhere_say_so,
+    illegal_transitions_change_nothing,
+    ack_stops_escalation,
+    checklist_button_ticks_and_unticks_in_place,
+    acknowledge_button_stops_paging,
+    concurrent_checklist_presses_lose_nothing,
+    open_modal_declares_an_incident,
+    pushpin_reactions_keep_messages_in_the_timeline,
+    malformed_interactions_and_events_are_refused,
+    long_timelines_are_split,
+);
+
+fn kinds(events: &[warroom::core::TimelineEvent]) -> Vec<&'static str> {
+    events.iter().map(|e| e.kind.as_str()).collect()
+}
+
+async fn war_room_commands_are_recorded_and_posted(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let inc = app.open("P0", "checkout is down").await;
+    assert_eq!(inc.name, "inc-1-checkout-is-down");
+
+    let answer = app
+        .in_room(&inc, "status rolling back <b>v1.2.4</b> & watching", ALICE)
+        .await;
+    assert!(answer.text().contains("Status update posted"), "{answer:?}");
+    let posted = app
+        .eventually("the status in the war room", |s| {
+            s.posts_to(&inc.room)
+                .into_iter()
+                .find(|c| c.params["text"].to_string().contains("Status update"))
+        })
+        .await;
+    let text = posted.params["text"].as_str().unwrap();
+    assert!(
+        text.contains("rolling back &lt;b&gt;v1.2.4&lt;/b&gt; &amp; watching"),
+        "{text}"
+    );
+    assert!(text.contains("<@U0ALICE>"), "{text}");
+    app.eventually("the P0 status in the announce channel", |s| {
+        s.posts_to(ANNOUNCE)
+            .into_iter()
+            .find(|c| c.params["text"].to_string().contains("rolling back"))
+    })
+    .await;
+
+    app.in_room(&inc, "note the CDN looks fine", "U0BOB").await;
+    let sev = app.in_room(&inc, "severity P1", ALICE).await;
+    assert!(sev.text().contains("now P1"), "{sev:?}");
+    app.eventually("the topic with P1", |s| {
+        s.topic(&inc.room).filter(|t| t.contains("P1"))
+    })
+    .await;
+    let assign = app
+        .in_room(&inc, "assign commander <@U0BOB|bob>", ALICE)
+        .await;
+    assert!(assign.text().contains("<@U0BOB>"), "{assign:?}");
+    app.eventually("bob invited", |s| {
+        s.ok_calls("conversations.invite")
+            .into_iter()
+            .find(|c| c.params["users"].to_string().contains("U0BOB"))
+    })
+    .await;
+    let state = app.in_room(&inc, "state identified", ALICE).await;
+    assert!(state.text().contains("identified"), "{state:?}");
+    app.settled().await;
+    let kickoff = app
+        .slack
+        .message(&inc.room, &inc.kickoff_ts)
+        .expect("kickoff");
+    let blocks = kickoff["blocks"].to_string();
+    assert!(blocks.contains("<@U0BOB>"), "commander shown: {blocks}");
+    assert!(
+        blocks.contains("identified") && blocks.contains("P1"),
+        "{blocks}"
+    );
+
+    let incident = app.incident(1).await.unwrap();
+    assert_eq!(incident.status, Status::Identified);
+    assert_eq!(incident.severity.as_str(), "P1");
+    assert_eq!(incident.commander().map(String::as_str), Some("U0BOB"));
+    assert_eq!(
+        incident.target_at - incident.declared_at,
+        chrono::Duration::hours(4),
+        "P1 target"
+    );
+    let events = app.timeline(1).await;
+    for kind in [
+        "status",
+        "note",
+        "severity_changed",
+        "role_assigned",
+        "state_changed",
+    ] {
+        assert!(
+            kinds(&events).contains(&kind),
+            "{kind} in {:?}",
+            kinds(&events)
+        );
+    }
+    let note = events
+        .iter()
+        .find(|e| e.kind == TimelineKind::Note)
+        .unwrap();
+    assert_eq!(note.actor.as_deref(), Some("U0BOB"));
+
+    let timeline = app.in_room(&inc, "timeline", "U0CAROL").await.text();
+    for expect in [
+        "Timeline of INC-1",
+        "UTC",
+        "the CDN looks fine",
+        "<@U0BOB>",
+        "Severity raised",
+        "Status investigating → identified",
+    ] {
+        let expect = expect.replace("raised", "lowered");
+        assert!(timeline.contains(&expect), "{expect} in {timeline}");
+    }
+    assert!(!everything_sent(&app.slack).contains("<b>"));
+}
+
+async fn war_room_commands_elsewhere_say_so(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for text in [
+        "status all good",
+        "note x",
+        "severity P1",
+        "state identified",
+        "timeline",
+        "assign ops <@U0BOB>",
+    ] {
+        let answer = app.command(text).await;
+        assert_eq!(answer.status, 200);
+        assert!(answer.text().contains("war room"), "{text}: {answer:?}");
+    }
+    assert!(app.command("ack").await.text().contains("No incident"));
+    assert_eq!(app.incident_count().await, 0);
+    assert!(app.jobs().await.is_empty());
+}
+
+async fn illegal_transitions_change_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let inc = app.open("P2", "reports late").await;
+    assert!(app
+        .in_room(&inc, "state monitoring", ALICE)
+        .await
+        .text()
+        .contains("now monitoring"));
+    let again = app.in_room(&inc, "state monitoring", ALICE).await.text();
+    assert!(again.contains("already monitoring"), "{again}");
+    assert!(app
+        .in_room(&inc, "severity P2", ALICE)
+        .await
+        .text()
+        .contains("already P2"));
+    assert!(app
+        .in_room(&inc, "ack", ALICE)
+        .await
+        .text()
+        .contains("acknowledged"));
+    let twice = app.in_room(&inc, "ack", "U0BOB").await.text();
+    assert!(
+        twice.contains("already acknowledged by <@U0ALICE>"),
+        "{twice}"
+    );
+
+    // Resolved (resolution itself comes with its own command): nothing moves it back.
+    {
+        let mut conn = app.ctx.store.acquire().await.unwrap();
+        warroom::store::apply_change(
+            &mut conn,
+            1,
+            &Change::Status(Status::Resolved),
+            app.clock.now(),
+        )
+        .await
+        .unwrap();
+    }
+    let events_before = app.timeline(1).await.len();
+    app.settled().await;
+    let jobs_before = app.jobs().await.len();
+    for text in [
+        "state monitoring",
+        "state identified",
+        "severity P0",
+        "status still broken",
+    ] {
+        let answer = app.in_room(&inc, text, ALICE).await.text();
+        assert!(answer.contains("resolved"), "{text}: {answer}");
+    }
+    assert_eq!(app.timeline(1).await.len(), events_before);
+    assert_eq!(app.jobs().await.len(), jobs_before);
+    assert_eq!(app.incident(1).await.unwrap().status, Status::Resolved);
+}
+
+async fn ack_stops_escalation(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let inc = app.open("P0", "api errors").await;
+    app.eventually("the first page", |s| s.dm_posts(PRIMARY).into_iter().next())
+        .await;
+    let ack = app.in_room(&inc, "ack", PRIMARY).await;
+    assert!(ack.text().contains("paging stopped"), "{ack:?}");
+    let jobs = app.settled().await;
+    let step = jobs
+        .iter()
+        .find(|j| j.kind == "escalation_step" && j.state != "done")
+        .unwrap();
+    assert_eq!(step.state, "cancelled");
+    app.clock.advance(Duration::from_secs(20 * 60));
+    app.ctx.wake.notify_waiters();
+    // Nothing is due any more: the queue stays settled and the senior is never paged.
+    app.settled().await;
+    assert!(app.slack.dm_posts("U0SENIOR").is_empty());
+    let kickoff = app.slack.message(&inc.room, &inc.kickoff_ts).unwrap();
+    assert!(kickoff["blocks"]
+        .to_string()
+        .contains("Acknowledged by <@U0PRIMARY>"));
+    assert!(kinds(&app.timeline(1).await).contains(&"acknowledged"));
+}
+
+async fn checklist_button_ticks_and_unticks_in_place(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let inc = app.open("P1", "search slow").await;
+    let answer = app
+        .press(
+            &inc.room,
+            &inc.kickoff_ts,
+            "checklist_toggle:1",
+            "1:1",
+            "U0BOB",
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    app.settled().await;
+    let updates = app.slack.ok_calls("chat.update");
+    assert!(!updates.is_empty(), "kickoff updated in place");
+    assert!(updates
+        .iter()
+        .all(|u| u.param_str("ts") == Some(inc.kickoff_ts.as_str())));
+    let blocks = app.slack.message(&inc.room, &inc.kickoff_ts).unwrap()["blocks"].to_string();
+    assert!(
+        blocks.contains(":white_check_mark: ~Assess impact and confirm severity~"),
+        "{blocks}"
+    );
+    assert!(blocks.contains("done by <@U0BOB>"), "{blocks}");
+    assert!(blocks.contains("(1/10 done)"), "{blocks}");
+    let item = &app.incident(1).await.unwrap().checklist[0];
+    assert_eq!(item.done.as_ref().map(|d| d.by.as_str()), Some("U0BOB"));
+
+    app.press(
+        &inc.room,
+        &inc.kickoff_ts,
+        "checklist_toggle:1",
+        "1:1",
+        ALICE,
+    )
+    .await;
+    app.settled().await;
+    let blocks = app.slack.message(&inc.room, &inc.kickoff_ts).unwrap()["blocks"].to_string();
+    assert!(blocks.contains("(0/10 done)"), "{blocks}");
+    assert!(app.incident(1).await.unwrap().checklist[0].done.is_none());
+    let ticks: Vec<_> = app
+        .timeline(1)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == TimelineKind::ChecklistItem)
+        .collect();
+    assert_eq!(ticks.len(), 2);
+    assert_eq!(ticks[0].actor.as_deref(), Some("U0BOB"));
+    assert!(ticks[1].text.contains("unticked"));
+}
+
+async fn acknowledge_button_stops_paging(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let inc = app.open("P0", "db failover").await;
+    // The page's DM carries the same button.
+    let page = app
+        .eventually("the page", |s| s.dm_posts(PRIMARY).into_iter().next())
+        .await;
+    let page_ts = page.response["ts"].as_str().unwrap().to_string();
+    let dm = page.param_str("channel").unwrap().to_string();
+    assert_eq!(
+        app.press(&dm, &page_ts, "acknowledge", "1", PRIMARY)
+            .await
+            .status,
+        200
+    );
+    app.settled().await;
+    let incident = app.incident(1).await.unwrap();
+    assert_eq!(
+        incident.acknowledged.map(|a| a.by),
+        Some(PRIMARY.to_string())
+    );
+    let blocks = app.slack.message(&inc.room, &inc.kickoff_ts).unwrap()["blocks"].to_string();
+    assert!(blocks.contains("Acknowledged by <@U0PRIMARY>"), "{blocks}");
+    // A second press is refused politely, through the response URL.
+    app.press(&inc.room, &inc.kickoff_ts, "acknowledge", "1", ALICE)
+        .await;
+    let reply = app
+        .eventually("the refusal", |s| s.responses("press").into_iter().next())
+        .await;
+    assert!(reply.params["text"]
+        .to_string()
+        .contains("already acknowledged"));
+}
+
+async fn concurrent_checklist_presses_lose_nothing(backend: Backend) {
+    let app = std::sync::Arc::new(spawn_app(backend).await);
+    let inc = app.open("P0", "everything is on fire").await;
+    let mut presses = Vec::new();
+    for i in 0..50usize {
+        let app = app.clone();
+        let (room, ts) = (inc.room.clone(), inc.kickoff_ts.clone());
+        let position = i % 10 + 1;
+        let user = format!("U0USER{}", i % 7);
+        // Items 1-10 are pressed 5 times each, except that item 1..=3 get one more below.
+        presses.push(tokio::spawn(async move {
+            app.press(
+                &room,
+                &ts,
+                &format!("checklist_toggle:{position}"),
+                &format!("1:{position}"),
+                &user,
+            )
+            .await
+            .status
+        }));
+    }
+    for i in 0..3 {
+        let app = app.clone();
+        let (room, ts) = (inc.room.clone(), inc.kickoff_ts.clone());
+        presses.push(tokio::spawn(async move {
+            let pos = i + 1;
+            app.press(
+                &room,
+                &ts,
+                &format!("checklist_toggle:{pos}"),
+                &format!("1:{pos}"),
+                ALICE,
+            )
+            .await
+            .status
+        }));
+    }
+    for p in presses {
+        assert_eq!(p.await.unwrap(), 200);
+    }
+    app.settled().await;
+    let incident = app.incident(1).await.unwrap();
+    let done: Vec<bool> = incident
+        .checklist
+        .iter()
+        .map(|i| i.done.is_some())
+        .collect();
+    // 5 presses (odd) leave an item ticked; 6 presses leave it unticked.
+    let expected: Vec<bool> = (1..=10).map(|p| p > 3).collect();
+    assert_eq!(done, expected);
+    let ticks = app
+        .timeline(1)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == TimelineKind::ChecklistItem)
+        .count();
+    assert_eq!(ticks, 53, "every press is on the timeline");
+    // The message Slack shows now agrees with the database, item by item.
+    let shown = app.slack.message(&inc.room, &inc.kickoff_ts).unwrap();
+    let blocks = shown["blocks"].as_array().unwrap();
+    for item in &incident.checklist {
+        let block = blocks
+            .iter()
+            .find(|b| b["block_id"] == format!("checklist-{}", item.position))
+            .unwrap();
+        let text = block["text"]["text"].as_str().unwrap();
+        assert_eq!(
+            text.starts_with(":white_check_mark:"),
+            item.done.is_some(),
+            "{text}"
+        );
+    }
+    assert!(shown["blocks"].to_string().contains("(7/10 done)"));
+}
+
+async fn open_modal_declares_an_incident(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let answer = app.command("open").await;
+    assert_eq!(answer.status, 200);
+    let opened = app
+        .eventually("views.open", |s| {
+            s.ok_calls("views.open").into_iter().next()
+        })
+        .await;
+    let view = &opened.params["view"];
+    assert_eq!(view["callback_id"], "open_incident");
+    assert_eq!(view["private_metadata"], GENERAL);
+
+    let submission = |title: &str, severity: Option<&str>| {
+        let severity = match severity {
+            Some(s) => {
+                serde_json::json!({ "type": "static_select", "selected_option": { "value": s } })
+            }
+            None => serde_json::json!({ "type": "static_select", "selected_option": null }),
+        };
+        serde_json::json!({
+            "type": "view_submission",
+            "user": { "id": ALICE },
+            "view": {
+                "id": format!("V{}", title.len()),
+                "callback_id": "open_incident",
+                "private_metadata": GENERAL,
+                "state": { "values": {
+                    "title": { "title": { "type": "plain_text_input", "value": title } },
+                    "severity": { "severity": severity },
+                    "description": { "description": { "type": "plain_text_input", "value": "502s since 14:02" } }
+                } }
+            }
+        })
+    };
+    let bad = app.interaction(&submission("   ", None)).await;
+    assert_eq!(bad.status, 200);
+    assert_eq!(bad.json()["response_action"], "errors");
+    assert!(
+        bad.json()["errors"]["title"].is_string() && bad.json()["errors"]["severity"].is_string()
+    );
+    assert_eq!(app.incident_count().await, 0);
+
+    let good = app
+        .interaction(&submission("Payments failing", Some("P1")))
+        .await;
+    assert_eq!(good.status, 200, "{good:?}");
+    assert!(
+        good.body.is_empty() || good.json()["response_action"].is_null(),
+        "{good:?}"
+    );
+    let incident = app.incident(1).await.expect("declared from the modal");
+    assert_eq!(incident.title, "Payments failing");
+    assert_eq!(incident.description, "502s since 14:02");
+    assert_eq!(incident.severity.as_str(), "P1");
+    let ephemeral = app
+        .eventually("the link, ephemeral", |s| {
+            s.ok_calls("chat.postEphemeral").into_iter().next()
+        })
+        .await;
+    assert_eq!(ephemeral.param_str("user"), Some(ALICE));
+    assert_eq!(ephemeral.param_str("channel"), Some(GENERAL));
+    assert!(ephemeral.params["text"].to_string().contains("INC-1"));
+}
+
+async fn pushpin_reactions_keep_messages_in_the_timeline(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let inc = app.open("P1", "checkout errors").await;
+    let ts = "1700000100.000100";
+    app.slack.register_message(
+        &inc.room,
+        ts,
+        "U0BOB",
+        "error rate 45% on /checkout <!here>",
+    );
+    let added = reaction("reaction_added", ALICE, "pushpin", &inc.room, ts);
+    assert_eq!(app.event(added.clone(), "Ev1", None).await.status, 200);
+    // Slack retries the same event: nothing is added twice.
+    assert_eq!(app.event(added.clone(), "Ev1", Some(1)).await.status, 200);
+    assert_eq!(app.event(added, "Ev1", Some(2)).await.status, 200);
+    // Someone else pins the same message: still one entry.
+    app.event(
+        reaction("reaction_added", "U0CAROL", "pushpin", &inc.room, ts),
+        "Ev2",
+        None,
+    )
+    .await;
+    app.settled().await;
+    let pins: Vec<_> = app
+        .timeline(1)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == TimelineKind::Pinned)
+        .collect();
+    assert_eq!(pins.len(), 1, "{pins:?}");
+    assert_eq!(pins[0].actor.as_deref(), Some(ALICE));
+    assert!(pins[0].text.contains("@U0BOB"), "{}", pins[0].text);
+    assert!(
+        pins[0].text.contains("error rate 45% on /checkout"),
+        "{}",
+        pins[0].text
+    );
+    assert!(
+        pins[0].text.contains("https://acme.slack.com/archives/"),
+        "{}",
+        pins[0].text
+    );
+    assert_eq!(
+        app.slack.ok_calls("conversations.history").len(),
+        1,
+        "fetched once"
+    );
+    let timeline = app.in_room(&inc, "timeline", ALICE).await.text();
+    assert!(
+        timeline.contains("error rate 45%") && !timeline.contains("<!here>"),
+        "{timeline}"
+    );
+
+    // Ignored: other emoji, other channels, other event types.
+    let before = app.timeline(1).await.len();
+    app.event(
+        reaction("reaction_added", ALICE, "eyes", &inc.room, ts),
+        "Ev3",
+        None,
+    )
+    .await;
+    app.event(
+        reaction("reaction_added", ALICE, "pushpin", GENERAL, ts),
+        "Ev4",
+        None,
+    )
+    .await;
+    let other = serde_json::json!({ "type": "app_mention", "user": ALICE, "text": "hi", "channel": GENERAL });
+    assert_eq!(app.event(other, "Ev5", None).await.status, 200);
+    assert_eq!(app.timeline(1).await.len(), before);
+
+    // Removing the reaction removes the entry.
+    app.event(
+        reaction("reaction_removed", ALICE, "pushpin", &inc.room, ts),
+        "Ev6",
+        None,
+    )
+    .await;
+    assert!(!kinds(&app.timeline(1).await).contains(&"pinned"));
+
+    let challenge = app
+        .post_signed(
+            "/slack/events",
+            r#"{"type":"url_verification","challenge":"abc123"}"#,
+            "application/json",
+        )
+        .await;
+    assert_eq!(challenge.json()["challenge"], "abc123");
+}
+
+async fn malformed_interactions_and_events_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let inc = app.open("P2", "cache misses").await;
+    app.settled().await;
+    let events_before = app.timeline(1).await.len();
+    let jobs_before = app.jobs().await.len();
+    let form = "application/x-www-form-urlencoded";
+    for body in [
+        "",
+        "nopayload=1",
+        "payload=%7B%22type%22%3A%22block_actions%22%7D",
+        "payload=[1,2",
+    ] {
+        let answer = app.post_signed("/slack/interactions", body, form).await;
+        assert_eq!(answer.status, 400, "{body}: {answer:?}");
+    }
+    let bad_value = app
+        .press(
+            &inc.room,
+            &inc.kickoff_ts,
+            "checklist_toggle:1",
+            "x:y",
+            ALICE,
+        )
+        .await;
+    assert_eq!(bad_value.status, 400);
+    let no_item = app
+        .press(
+            &inc.room,
+            &inc.kickoff_ts,
+            "checklist_toggle:99",
+            "1:99",
+            ALICE,
+        )
+        .await;
+    assert_eq!(
+        no_item.status, 200,
+        "a stale button is answered, and refused politely"
+    );
+    let unknown = serde_json::json!({ "type": "shortcut", "user": { "id": ALICE } });
+    assert_eq!(app.interaction(&unknown).await.status, 200);
+    for body in [
+        "",
+        "[]",
+        r#"{"type":"event_callback"}"#,
+        r#"{"type":"event_callback","event":{"type":"reaction_added"}}"#,
+    ] {
+        let answer = app
+            .post_signed("/slack/events", body, "application/json")
+            .await;
+        assert_eq!(answer.status, 400, "{body}: {answer:?}");
+    }
+    assert_eq!(app.timeline(1).await.len(), events_before);
+    let jobs = app.jobs().await;
+    assert!(
+        jobs.len() <= jobs_before + 1
+            && jobs
+                .iter()
+                .skip(jobs_before)
+                .all(|j| j.kind == "slack_reply"),
+        "only the polite refusal was queued: {jobs:#?}"
+    );
+}
+
+async fn long_timelines_are_split(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let inc = app.open("P3", "deadline blocker").await;
+    for i in 0..40 {
+        let note = format!("note {i}: {}", "details ".repeat(20));
+        app.in_room(&inc, &format!("note {note}"), ALICE).await;
+    }
+    let first = app.in_room(&inc, "timeline", ALICE).await.text();
+    assert!(
+        first.len() <= 4000 && first.contains("Timeline of INC-1"),
+        "{}",
+        first.len()
+    );
+    app.settled().await;
+    let rest: Vec<String> = app
+        .slack
+        .responses("room")
+        .iter()
+        .map(|r| r.params["text"].as_str().unwrap_or_default().to_string())
+        .filter(|t| t.contains("note "))
+        .collect();
+    assert!(!rest.is_empty(), "the rest follows");
+    let all = format!("{first}\n{}", rest.join("\n"));
+    for i in 0..40 {
+        assert!(all.contains(&format!("note {i}:")), "note {i} missing");
+    }
+    assert!(rest.iter().all(|t| t.len() <= 4000));
+}
