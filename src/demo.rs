@@ -109,11 +109,7 @@ impl Demo {
              workers, against an in-process Slack emulator. No credentials needed.\n"
         )?;
         let text = "open P0 Checkout is down: card payments fail with 502";
-        writeln!(
-            out,
-            "{}  @alice in #general types:  /incident {text}",
-            self.clock_text()
-        )?;
+        self.say(out, "@alice in #general", &format!("/incident {text}"))?;
         let reply = self.command(text, GENERAL, ALICE, "open").await?;
         writeln!(
             out,
@@ -140,13 +136,20 @@ impl Demo {
             .then_some(())
         })
         .await?;
+        self.settle().await?;
+        let kickoff_ts = self
+            .slack
+            .posts_to(&room)
+            .into_iter()
+            .find(|c| c.params["blocks"].is_array())
+            .and_then(|c| c.response["ts"].as_str().map(String::from))
+            .unwrap_or_default();
 
         writeln!(out, "── What warroom did on Slack, in order ──")?;
         for call in self.slack.calls() {
             writeln!(out, "  {}", describe(&call))?;
         }
         writeln!(out)?;
-
         writeln!(out, "── #general: the reply to @alice ──")?;
         for r in self.slack.responses("open") {
             writeln!(
@@ -156,7 +159,6 @@ impl Demo {
             )?;
         }
         writeln!(out)?;
-
         writeln!(out, "── #{name} (the war room) ──")?;
         writeln!(
             out,
@@ -177,43 +179,119 @@ impl Demo {
             print_message(out, &post.params)?;
         }
         writeln!(out)?;
-
         writeln!(out, "── #incidents (the announce channel) ──")?;
         for post in self.slack.posts_to(ANNOUNCE) {
             print_message(out, &post.params)?;
         }
         writeln!(out)?;
-
         writeln!(
             out,
             "── Direct message to @primary (escalation step 1, at once) ──"
         )?;
-        for post in self.slack.dm_posts("U0PRIMARY") {
+        let page = self.slack.dm_posts("U0PRIMARY");
+        for post in &page {
             print_message(out, &post.params)?;
         }
         writeln!(out)?;
 
+        // The war room at work.
+        self.clock.advance(Duration::from_secs(3 * 60));
+        let seen = self.slack.calls().len();
+        if let Some(page) = page.first() {
+            let dm = page.param_str("channel").unwrap_or_default().to_string();
+            let ts = page.response["ts"].as_str().unwrap_or_default().to_string();
+            self.say(out, "@primary in the DM", "presses [Acknowledge]")?;
+            self.press(&dm, &ts, "acknowledge", "1", "U0PRIMARY")
+                .await?;
+        }
+        self.clock.advance(Duration::from_secs(60));
+        self.say(
+            out,
+            &format!("@alice in #{name}"),
+            "/incident assign commander @alice",
+        )?;
+        let answer = self
+            .command("assign commander <@U0ALICE>", &room, ALICE, "assign")
+            .await?;
+        writeln!(out, "           warroom answers: {}", readable(&answer))?;
+        self.clock.advance(Duration::from_secs(2 * 60));
+        let pinned_ts = "1700000100.000100";
+        self.slack.register_message(
+            &room,
+            pinned_ts,
+            "U0BOB",
+            "error rate 45% on /checkout since 01:58, all card brands",
+        );
+        self.say(
+            out,
+            &format!("@bob in #{name}"),
+            "error rate 45% on /checkout since 01:58, all card brands",
+        )?;
+        self.say(out, "@alice", "reacts to bob's message with :pushpin:")?;
+        self.pin(&room, pinned_ts, ALICE).await?;
+        self.clock.advance(Duration::from_secs(60));
+        for (position, what) in [
+            (1, "Assess impact and confirm severity"),
+            (2, "Incident channel open…"),
+        ] {
+            self.say(out, "@primary", &format!("presses [Done] on “{what}”"))?;
+            self.press(
+                &room,
+                &kickoff_ts,
+                &format!("checklist_toggle:{position}"),
+                &format!("1:{position}"),
+                "U0PRIMARY",
+            )
+            .await?;
+        }
+        self.clock.advance(Duration::from_secs(4 * 60));
+        let status = "status Rolled back payment-gateway to v1.2.3; error rate falling, watching";
+        self.say(
+            out,
+            &format!("@alice in #{name}"),
+            &format!("/incident {status}"),
+        )?;
+        let answer = self.command(status, &room, ALICE, "status").await?;
+        writeln!(out, "           warroom answers: {}\n", readable(&answer))?;
+        self.settle().await?;
+
+        writeln!(out, "── New messages ──")?;
+        for call in self.slack.calls().into_iter().skip(seen) {
+            if call.method == "chat.postMessage" && call.ok() {
+                let channel = call.param_str("channel").unwrap_or_default();
+                let place = if channel == room {
+                    format!("#{name}")
+                } else if channel == ANNOUNCE {
+                    "#incidents".to_string()
+                } else {
+                    channel.to_string()
+                };
+                writeln!(out, "  in {place}:")?;
+                print_message(out, &call.params)?;
+            }
+        }
+        writeln!(out)?;
         writeln!(
             out,
-            "{}  15 minutes pass and nobody has acknowledged...",
-            self.clock_text()
+            "── The kickoff message in #{name}, updated in place ({} chat.update calls) ──",
+            self.slack.ok_calls("chat.update").len()
         )?;
+        if let Some(message) = self.slack.message(&room, &kickoff_ts) {
+            print_message(out, &message)?;
+        }
+        writeln!(out)?;
+
         self.clock.advance(Duration::from_secs(15 * 60));
         self.ctx.wake.notify_waiters();
-        self.wait("the second page", |s| {
-            s.dm_posts("U0SENIOR").into_iter().next()
-        })
-        .await?;
+        self.settle().await?;
         writeln!(
             out,
-            "\n── Direct message to @senior (escalation step 2, at 15 m) ──"
+            "{}  25 minutes after the declaration: @senior was {}paged, because @primary acknowledged.\n",
+            self.clock_text(),
+            if self.slack.dm_posts("U0SENIOR").is_empty() { "not " } else { "" }
         )?;
-        for post in self.slack.dm_posts("U0SENIOR") {
-            print_message(out, &post.params)?;
-        }
-        writeln!(out)?;
 
-        writeln!(out, "── The timeline of INC-1, as stored ──")?;
+        writeln!(out, "── The timeline of INC-1 (`/incident timeline`) ──")?;
         let mut conn = self.ctx.store.acquire().await?;
         for event in crate::store::timeline(&mut conn, 1).await? {
             writeln!(
@@ -226,7 +304,7 @@ impl Demo {
                     .as_deref()
                     .map(|a| format!("{}: ", handle(a)))
                     .unwrap_or_default(),
-                readable(&event.text)
+                readable(&crate::slack::render::core_text(&event.text))
             )?;
         }
         writeln!(
@@ -235,6 +313,100 @@ impl Demo {
              then `warroom serve`."
         )?;
         Ok(())
+    }
+
+    fn say(&self, out: &mut impl Write, who: &str, what: &str) -> std::io::Result<()> {
+        writeln!(out, "{}  {who}: {what}", self.clock_text())
+    }
+
+    /// Waits until every job due now has been carried out.
+    async fn settle(&self) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let now = self.clock.now();
+            let jobs = {
+                let mut conn = self.ctx.store.acquire().await?;
+                crate::store::list_jobs(&mut conn).await?
+            };
+            let busy = jobs
+                .iter()
+                .any(|j| j.state == "running" || (j.state == "pending" && j.run_at <= now));
+            if !busy {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the demo timed out waiting for its jobs"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn post_signed(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: String,
+    ) -> anyhow::Result<String> {
+        let ts = Utc::now().timestamp().to_string();
+        let answer = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .header("x-slack-request-timestamp", &ts)
+            .header(
+                "x-slack-signature",
+                sign_request(SECRET, &ts, body.as_bytes()),
+            )
+            .body(body)
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        Ok(answer)
+    }
+
+    /// Presses a button, as Slack reports it.
+    async fn press(
+        &self,
+        channel: &str,
+        ts: &str,
+        action_id: &str,
+        value: &str,
+        user: &str,
+    ) -> anyhow::Result<()> {
+        let payload = serde_json::json!({
+            "type": "block_actions",
+            "user": { "id": user },
+            "container": { "type": "message", "message_ts": ts, "channel_id": channel },
+            "channel": { "id": channel },
+            "response_url": self.slack.response_url("press"),
+            "actions": [{ "action_id": action_id, "value": value, "type": "button",
+                          "action_ts": format!("{}.{}", Utc::now().timestamp(), action_id.len()) }]
+        });
+        let body = serde_urlencoded::to_string([("payload", payload.to_string())])?;
+        self.post_signed(
+            "/slack/interactions",
+            "application/x-www-form-urlencoded",
+            body,
+        )
+        .await?;
+        self.settle().await
+    }
+
+    /// Reacts with :pushpin: to a message, as the Events API reports it.
+    async fn pin(&self, channel: &str, ts: &str, user: &str) -> anyhow::Result<()> {
+        let body = serde_json::json!({
+            "type": "event_callback",
+            "event_id": format!("Ev{ts}"),
+            "event": { "type": "reaction_added", "user": user, "reaction": "pushpin",
+                       "item": { "type": "message", "channel": channel, "ts": ts } }
+        })
+        .to_string();
+        self.post_signed("/slack/events", "application/json", body)
+            .await?;
+        self.settle().await
     }
 
     fn clock_text(&self) -> String {
@@ -269,22 +441,10 @@ impl Demo {
             ("response_url", &self.slack.response_url(reply_id)),
             ("trigger_id", &format!("demo-{reply_id}")),
         ])?;
-        let ts = Utc::now().timestamp().to_string();
-        let answer: Value = self
-            .http
-            .post(format!("{}/slack/commands", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("x-slack-request-timestamp", &ts)
-            .header(
-                "x-slack-signature",
-                sign_request(SECRET, &ts, body.as_bytes()),
-            )
-            .body(body)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
+        let answer = self
+            .post_signed("/slack/commands", "application/x-www-form-urlencoded", body)
             .await?;
+        let answer: Value = serde_json::from_str(&answer)?;
         Ok(answer["text"].as_str().unwrap_or_default().to_string())
     }
 }

@@ -334,3 +334,346 @@ fn clean_text(text: &str, what: &str) -> Result<String, CoreError> {
     }
     Ok(text.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::core::{open, EscalationStep, OpenIncident, Platform};
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 29, 10, 0, 0).unwrap()
+    }
+
+    fn policies() -> Policies {
+        let ladder = |steps: &[(u64, &str)]| {
+            steps
+                .iter()
+                .map(|(m, who)| EscalationStep {
+                    after: Duration::from_secs(m * 60),
+                    page: vec![who.to_string()],
+                })
+                .collect()
+        };
+        let mut p = Policies::new();
+        for (sev, hours, steps) in [
+            (
+                Severity::P0,
+                2,
+                ladder(&[(0, "primary"), (15, "senior"), (30, "manager")]),
+            ),
+            (Severity::P1, 4, ladder(&[(0, "primary"), (30, "senior")])),
+            (Severity::P2, 24, ladder(&[(0, "primary")])),
+            (Severity::P3, 48, Vec::new()),
+        ] {
+            p.insert(
+                sev,
+                SeverityPolicy {
+                    target: Duration::from_secs(hours * 3600),
+                    checklist: vec!["Assess".into(), "Fix".into()],
+                    escalation: steps,
+                },
+            );
+        }
+        p
+    }
+
+    fn incident(severity: Severity) -> Incident {
+        let policies = policies();
+        open(
+            OpenIncident {
+                number: 1,
+                title: "db down".into(),
+                description: String::new(),
+                severity,
+                platform: Platform::Slack,
+                declared_by: "U1".into(),
+                declared_in: "C1".into(),
+                responders: vec![],
+                reply_to: None,
+            },
+            &policies[&severity],
+            t0(),
+        )
+        .unwrap()
+        .incident
+    }
+
+    fn run(incident: &Incident, command: Command, minutes: i64) -> Result<Outcome, CoreError> {
+        handle(
+            incident,
+            command,
+            "U2",
+            t0() + chrono::Duration::minutes(minutes),
+            &policies(),
+        )
+    }
+
+    fn effect_names(o: &Outcome) -> Vec<&'static str> {
+        o.effects.iter().map(Effect::name).collect()
+    }
+
+    #[test]
+    fn status_is_posted_and_announced_only_for_major_incidents() {
+        let major = run(
+            &incident(Severity::P1),
+            Command::PostStatus {
+                text: " fixing ".into(),
+            },
+            5,
+        )
+        .unwrap();
+        assert_eq!(
+            effect_names(&major),
+            ["post_status_update", "announce_status_update"]
+        );
+        assert_eq!(major.timeline[0].event.text, "fixing");
+        assert_eq!(major.timeline[0].event.actor.as_deref(), Some("U2"));
+        let minor = run(
+            &incident(Severity::P3),
+            Command::PostStatus { text: "x".into() },
+            5,
+        )
+        .unwrap();
+        assert_eq!(effect_names(&minor), ["post_status_update"]);
+        assert!(run(
+            &incident(Severity::P3),
+            Command::PostStatus { text: "  ".into() },
+            5
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn acknowledging_stops_escalation_once() {
+        let mut inc = incident(Severity::P0);
+        let out = run(&inc, Command::Acknowledge, 3).unwrap();
+        assert!(out.changes.contains(&Change::CancelEscalation));
+        assert!(matches!(out.changes[0], Change::Acknowledged(ref d) if d.by == "U2"));
+        inc.acknowledged = Some(Done {
+            by: "U2".into(),
+            at: t0(),
+        });
+        assert!(matches!(
+            run(&inc, Command::Acknowledge, 4),
+            Err(CoreError::NotAllowed(m)) if m.contains("already acknowledged")
+        ));
+    }
+
+    #[test]
+    fn raising_severity_fires_past_steps_now_and_keeps_future_ones() {
+        let inc = incident(Severity::P2);
+        let out = run(&inc, Command::ChangeSeverity { to: Severity::P0 }, 20).unwrap();
+        let now = t0() + chrono::Duration::minutes(20);
+        assert!(out.changes.contains(&Change::Severity {
+            severity: Severity::P0,
+            target_at: t0() + chrono::Duration::hours(2)
+        }));
+        assert!(out.changes.contains(&Change::CancelEscalation));
+        let steps: Vec<_> = out
+            .effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::EscalationStep { step, due_at, .. } => Some((*step, *due_at)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                (0, now),
+                (1, now),
+                (2, t0() + chrono::Duration::minutes(30))
+            ]
+        );
+        assert!(out.timeline[0].event.text.contains("raised P2 → P0"));
+    }
+
+    #[test]
+    fn lowering_severity_drops_past_steps_and_acked_incidents_are_not_replanned() {
+        let inc = incident(Severity::P0);
+        let out = run(&inc, Command::ChangeSeverity { to: Severity::P1 }, 20).unwrap();
+        let steps: Vec<usize> = out
+            .effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::EscalationStep { step, .. } => Some(*step),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(steps, [1], "only the 30m step is still ahead");
+        let mut acked = incident(Severity::P0);
+        acked.acknowledged = Some(Done {
+            by: "U3".into(),
+            at: t0(),
+        });
+        let out = run(&acked, Command::ChangeSeverity { to: Severity::P1 }, 20).unwrap();
+        assert!(!out.changes.contains(&Change::CancelEscalation));
+        assert!(!effect_names(&out).contains(&"escalation_step"));
+        assert!(run(&inc, Command::ChangeSeverity { to: Severity::P0 }, 1).is_err());
+    }
+
+    #[test]
+    fn state_changes_follow_the_lifecycle() {
+        let mut inc = incident(Severity::P1);
+        let out = run(
+            &inc,
+            Command::ChangeState {
+                to: Status::Monitoring,
+            },
+            1,
+        )
+        .unwrap();
+        assert_eq!(out.changes, [Change::Status(Status::Monitoring)]);
+        assert!(run(
+            &inc,
+            Command::ChangeState {
+                to: Status::Resolved
+            },
+            1
+        )
+        .is_err());
+        assert!(run(
+            &inc,
+            Command::ChangeState {
+                to: Status::Investigating
+            },
+            1
+        )
+        .is_err());
+        inc.status = Status::Monitoring;
+        assert!(run(
+            &inc,
+            Command::ChangeState {
+                to: Status::Identified
+            },
+            1
+        )
+        .is_ok());
+        assert!(run(
+            &inc,
+            Command::ChangeState {
+                to: Status::Monitoring
+            },
+            1
+        )
+        .is_err());
+        inc.status = Status::Resolved;
+        for command in [
+            Command::ChangeState {
+                to: Status::Monitoring,
+            },
+            Command::PostStatus { text: "x".into() },
+            Command::ChangeSeverity { to: Severity::P0 },
+            Command::Acknowledge,
+        ] {
+            assert!(matches!(
+                run(&inc, command, 1),
+                Err(CoreError::NotAllowed(_))
+            ));
+        }
+        assert!(run(
+            &inc,
+            Command::AddNote {
+                text: "follow-up".into()
+            },
+            1
+        )
+        .is_ok());
+        inc.status = Status::Closed;
+        assert!(run(
+            &inc,
+            Command::AddNote {
+                text: "late".into()
+            },
+            1
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn checklist_items_toggle_with_who_and_when() {
+        let mut inc = incident(Severity::P1);
+        let out = run(&inc, Command::ToggleChecklistItem { position: 2 }, 7).unwrap();
+        let done = Done {
+            by: "U2".into(),
+            at: t0() + chrono::Duration::minutes(7),
+        };
+        assert_eq!(
+            out.changes,
+            [Change::ChecklistItem {
+                position: 2,
+                done: Some(done.clone())
+            }]
+        );
+        assert_eq!(effect_names(&out), ["update_kickoff"]);
+        inc.checklist[1].done = Some(done);
+        let out = run(&inc, Command::ToggleChecklistItem { position: 2 }, 8).unwrap();
+        assert_eq!(
+            out.changes,
+            [Change::ChecklistItem {
+                position: 2,
+                done: None
+            }]
+        );
+        assert!(out.timeline[0].event.text.contains("unticked"));
+        assert!(run(&inc, Command::ToggleChecklistItem { position: 9 }, 8).is_err());
+    }
+
+    #[test]
+    fn roles_invite_and_refuse_repeats() {
+        let mut inc = incident(Severity::P1);
+        let out = run(
+            &inc,
+            Command::AssignRole {
+                role: Role::Commander,
+                user: "U9".into(),
+            },
+            1,
+        )
+        .unwrap();
+        assert_eq!(effect_names(&out), ["invite_to_war_room", "update_kickoff"]);
+        inc.roles.insert(Role::Commander, "U9".into());
+        assert!(run(
+            &inc,
+            Command::AssignRole {
+                role: Role::Commander,
+                user: "U9".into()
+            },
+            2
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn pins_are_keyed_by_message() {
+        let inc = incident(Severity::P2);
+        let pin = run(
+            &inc,
+            Command::PinMessage {
+                message: "C1:1.2".into(),
+            },
+            1,
+        )
+        .unwrap();
+        assert_eq!(pin.timeline[0].source_key.as_deref(), Some("pin:1:C1:1.2"));
+        assert_eq!(effect_names(&pin), ["fetch_pinned_message"]);
+        let unpin = run(
+            &inc,
+            Command::UnpinMessage {
+                message: "C1:1.2".into(),
+            },
+            2,
+        )
+        .unwrap();
+        assert_eq!(
+            unpin.changes,
+            [Change::RemoveTimeline {
+                source_key: "pin:1:C1:1.2".into()
+            }]
+        );
+    }
+}

@@ -96,7 +96,7 @@ pub async fn perform(
                                         now,
                                         None,
                                         TimelineKind::Failure,
-                                        format!("Could not invite {}: {e}", render::user(user)),
+                                        format!("Could not invite @{user}: {e}"),
                                     ),
                                     source_key: None,
                                 });
@@ -163,8 +163,7 @@ pub async fn perform(
                         None,
                         TimelineKind::Paged,
                         format!(
-                            "Paged {name} ({}) by Slack DM — escalation step {}",
-                            render::user(user),
+                            "Paged {name} (@{user}) by Slack DM — escalation step {}",
                             step + 1
                         ),
                     ),
