@@ -28,6 +28,8 @@ pub struct AppContext {
     /// Signalled when jobs are enqueued or finish, so idle workers look again at once.
     pub wake: Arc<Notify>,
     pub slack: Option<SlackApi>,
+    /// Paging channels other than chat (PagerDuty, webhooks, email, SMS).
+    pub pagers: crate::paging::channels::Pagers,
 }
 
 /// Everything `App::build` needs.
@@ -38,6 +40,8 @@ pub struct Settings {
     pub clock: Clock,
     /// Job workers to run in this process (0 for a web-only replica or tests that drive jobs).
     pub workers: usize,
+    /// PagerDuty, Twilio and SMTP settings (from the environment).
+    pub paging: crate::paging::channels::PagingSettings,
 }
 
 /// A built application: the listener is bound, migrations are applied.
@@ -69,6 +73,7 @@ impl App {
             env,
             clock,
             workers,
+            paging,
         } = settings;
         let store = Store::connect(&env.database_url)
             .await
@@ -98,6 +103,7 @@ impl App {
             clock,
             wake: Arc::new(Notify::new()),
             slack,
+            pagers: crate::paging::channels::Pagers::new(paging),
         };
         let listener = TcpListener::bind(env.bind)
             .await
@@ -110,6 +116,7 @@ impl App {
                 ctx,
                 slack_verifier,
                 metrics: metrics_handle(),
+                pagerduty_webhook_secret: env.pagerduty_webhook_secret.clone(),
             },
             workers,
         })

@@ -200,7 +200,7 @@ pub async fn open_incident(
             responders,
             reply_to: args.reply_to,
         },
-        &settings.policy(),
+        &settings.policy(ctx.config.reminders.status_every),
         now,
     )?;
     store::insert_incident(&mut tx, &opened.incident, now).await?;

@@ -61,11 +61,12 @@ pub struct SeveritySettings {
 }
 
 impl SeveritySettings {
-    pub fn policy(&self) -> SeverityPolicy {
+    pub fn policy(&self, status_every: Duration) -> SeverityPolicy {
         SeverityPolicy {
             target: self.target,
             checklist: self.checklist.clone(),
             escalation: self.escalation.clone(),
+            status_every: Some(status_every),
         }
     }
 }
@@ -153,6 +154,7 @@ pub struct Environment {
     pub slack_bot_token: Option<SecretString>,
     pub slack_app_token: Option<SecretString>,
     pub web_token: Option<SecretString>,
+    pub pagerduty_webhook_secret: Option<SecretString>,
 }
 
 impl Environment {
@@ -212,6 +214,7 @@ impl Environment {
             slack_bot_token: secret("SLACK_BOT_TOKEN"),
             slack_app_token: secret("SLACK_APP_TOKEN"),
             web_token: secret("WARROOM_WEB_TOKEN"),
+            pagerduty_webhook_secret: secret("PAGERDUTY_WEBHOOK_SECRET"),
         })
     }
 }
@@ -650,7 +653,7 @@ impl Config {
     pub fn policies(&self) -> crate::core::Policies {
         self.severities
             .iter()
-            .map(|(sev, s)| (*sev, s.policy()))
+            .map(|(sev, s)| (*sev, s.policy(self.reminders.status_every)))
             .collect()
     }
 

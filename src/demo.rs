@@ -73,6 +73,7 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<()> {
         env,
         clock: clock.clone(),
         workers: 1,
+        paging: Default::default(),
     })
     .await?;
     let base = format!("http://{}", app.addr());

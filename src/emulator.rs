@@ -129,6 +129,8 @@ pub struct RecordedCall {
     pub params: Value,
     /// Request headers, names in lower case, in the order received.
     pub headers: Vec<(String, String)>,
+    /// The raw request body (to check signatures over the exact bytes).
+    pub body: Bytes,
     /// HTTP status of the answer.
     pub status: u16,
     /// Body of the answer (a JSON string for plain-text answers).
@@ -491,6 +493,7 @@ impl SlackEmulator {
     }
 
     /// The next `n` calls of `method` answer HTTP 500 `{"ok":false,"error":"fatal_error"}`.
+    /// `method` is a Web API method (`chat.postMessage`) or `hook/<name>` for a webhook sink.
     pub fn fail_next(&self, method: &str, n: usize) {
         self.add_fault(method, FaultKind::Fatal, Some(n));
     }
@@ -692,14 +695,22 @@ async fn process(shared: Arc<Shared>, req: Request) -> Outcome {
             rest.to_string(),
             Outcome::json(200, json!({"ok": true})),
         ),
-        "hook" => (
-            CallKind::Hook,
-            rest.to_string(),
-            Outcome::json(200, json!({"ok": true})),
-        ),
+        "hook" => {
+            // `/hook/<name>/<anything>`: recorded under <name>; faults injected for
+            // `hook/<name>` (see `fail_next`) apply here too.
+            let (name, sub_path) = rest.split_once('/').unwrap_or((rest, ""));
+            if !sub_path.is_empty() {
+                params.insert("_path".into(), Value::String(sub_path.to_string()));
+            }
+            let injected = shared
+                .lock()
+                .take_fault(&format!("hook/{name}"), &params, &mut fault);
+            let outcome = injected.unwrap_or_else(|| Outcome::json(200, json!({"ok": true})));
+            (CallKind::Hook, name.to_string(), outcome)
+        }
         "upload" => {
             let len = body.len();
-            shared.lock().uploads.insert(rest.to_string(), body);
+            shared.lock().uploads.insert(rest.to_string(), body.clone());
             let outcome = Outcome {
                 status: 200,
                 retry_after: None,
@@ -720,6 +731,7 @@ async fn process(shared: Arc<Shared>, req: Request) -> Outcome {
         http_method: parts.method.as_str().to_string(),
         params: Value::Object(params),
         headers,
+        body: body.clone(),
         status: outcome.status,
         response: outcome.recorded_body(),
         fault,

@@ -26,6 +26,8 @@ pub struct AppState {
     pub ctx: AppContext,
     pub slack_verifier: Option<SlackEventSignatureVerifier>,
     pub metrics: PrometheusHandle,
+    /// Verifies PagerDuty v3 webhooks, when configured.
+    pub pagerduty_webhook_secret: Option<secrecy::SecretString>,
 }
 
 /// The one error type of the HTTP layer: client errors carry a reason, internal ones do not.
@@ -60,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_page))
         .merge(crate::slack::router())
+        .merge(crate::paging::inbound::router())
         .layer(middleware::from_fn(record_latency))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))

@@ -14,5 +14,6 @@ pub mod demo;
 pub mod emulator;
 pub mod http;
 pub mod jobs;
+pub mod paging;
 pub mod slack;
 pub mod store;

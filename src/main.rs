@@ -135,11 +135,14 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
             "Slack is not configured: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (see `warroom manifest`)"
         );
     }
+    let paging = warroom::paging::channels::PagingSettings::from_lookup(|k| std::env::var(k).ok())
+        .map_err(anyhow::Error::msg)?;
     let app = App::build(Settings {
         config,
         env,
         clock: Clock::System,
         workers: 1,
+        paging,
     })
     .await?;
     let shutdown = CancellationToken::new();

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::{
-    escalation_plan, CoreError, Done, Effect, Incident, Role, Severity, SeverityPolicy, Status,
-    TimelineEvent, TimelineKind, UserId,
+    escalation_plan, target_warnings, CoreError, Done, Effect, Incident, Role, Severity,
+    SeverityPolicy, Status, TimelineEvent, TimelineKind, UserId,
 };
 
 /// Something a responder asks of an incident.
@@ -147,10 +147,21 @@ pub fn handle(
             let target = chrono::Duration::from_std(policy.target)
                 .map_err(|_| CoreError::Invalid("the response target is too long".into()))?;
             let raised = to < incident.severity;
+            let target_at = incident.declared_at + target;
             out.changes.push(Change::Severity {
                 severity: to,
-                target_at: incident.declared_at + target,
+                target_at,
             });
+            out.effects
+                .extend(target_warnings(incident.declared_at, target_at, now));
+            if to.is_major() && !incident.severity.is_major() {
+                if let Some(every) = policy.status_every {
+                    out.effects.push(Effect::StatusReminder {
+                        due_at: now
+                            + chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX),
+                    });
+                }
+            }
             out.timeline.push(event(
                 TimelineKind::SeverityChanged,
                 format!(
@@ -216,6 +227,7 @@ pub fn handle(
                 "Acknowledged: paging stopped".to_string(),
             ));
             out.effects.push(Effect::UpdateKickoff);
+            out.effects.push(Effect::AcknowledgePagers);
             out.reply = format!("{key} acknowledged: paging stopped.");
         }
         Command::ChangeState { to } => {
@@ -375,6 +387,7 @@ mod tests {
                     target: Duration::from_secs(hours * 3600),
                     checklist: vec!["Assess".into(), "Fix".into()],
                     escalation: steps,
+                    status_every: Some(Duration::from_secs(30 * 60)),
                 },
             );
         }

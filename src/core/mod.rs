@@ -30,6 +30,8 @@ pub struct SeverityPolicy {
     pub target: Duration,
     pub checklist: Vec<String>,
     pub escalation: Vec<EscalationStep>,
+    /// Nudge the war room for a status update this often (P0/P1), if nobody posted one.
+    pub status_every: Option<Duration>,
 }
 
 /// Page these contacts `after` the incident was declared, unless someone acknowledged.
@@ -75,6 +77,24 @@ pub enum Effect {
     AnnounceStatusUpdate { text: String, by: UserId },
     /// Fetch a pinned message's author, text and link into its timeline event.
     FetchPinnedMessage { message: String },
+    /// Deliver one page: one contact, one channel (`slack`, `pagerduty`, `webhook`, `email`,
+    /// `sms`), for one escalation step of one plan.
+    Page {
+        step: usize,
+        plan: i64,
+        contact: String,
+        channel: String,
+    },
+    /// Tell paging providers the incident was acknowledged (PagerDuty acknowledge).
+    AcknowledgePagers,
+    /// Nudge the war room if no status update was posted for `status_every`.
+    StatusReminder { due_at: DateTime<Utc> },
+    /// Warn that the response target is near (`breached` false: 75 % gone) or missed.
+    TargetWarning {
+        due_at: DateTime<Utc>,
+        target_at: DateTime<Utc>,
+        breached: bool,
+    },
 }
 
 impl Effect {
@@ -92,6 +112,10 @@ impl Effect {
             Effect::PostStatusUpdate { .. } => "post_status_update",
             Effect::AnnounceStatusUpdate { .. } => "announce_status_update",
             Effect::FetchPinnedMessage { .. } => "fetch_pinned_message",
+            Effect::Page { .. } => "page",
+            Effect::AcknowledgePagers => "acknowledge_pagers",
+            Effect::StatusReminder { .. } => "status_reminder",
+            Effect::TargetWarning { .. } => "target_warning",
         }
     }
 
@@ -108,13 +132,17 @@ impl Effect {
                 | Effect::PostStatusUpdate { .. }
                 | Effect::AnnounceStatusUpdate { .. }
                 | Effect::FetchPinnedMessage { .. }
+                | Effect::StatusReminder { .. }
+                | Effect::TargetWarning { .. }
         )
     }
 
     /// When the effect should happen, if not at once.
     pub fn due_at(&self) -> Option<DateTime<Utc>> {
         match self {
-            Effect::EscalationStep { due_at, .. } => Some(*due_at),
+            Effect::EscalationStep { due_at, .. }
+            | Effect::StatusReminder { due_at }
+            | Effect::TargetWarning { due_at, .. } => Some(*due_at),
             _ => None,
         }
     }
@@ -242,6 +270,16 @@ pub fn open(
         now,
         now.timestamp_millis(),
     ));
+    if let Some(every) = policy.status_every.filter(|_| incident.severity.is_major()) {
+        effects.push(Effect::StatusReminder {
+            due_at: now + chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX),
+        });
+    }
+    effects.extend(target_warnings(
+        incident.declared_at,
+        incident.target_at,
+        now,
+    ));
     Ok(Opened {
         incident,
         timeline,
@@ -260,6 +298,24 @@ pub fn escalation_plan(steps: &[EscalationStep], from: DateTime<Utc>, plan: i64)
             due_at: from + chrono::Duration::from_std(step.after).unwrap_or(chrono::Duration::MAX),
             page: step.page.clone(),
             plan,
+        })
+        .collect()
+}
+
+/// Warnings for a response target: at 75 % of it and when it is missed, those still ahead.
+pub fn target_warnings(
+    declared_at: DateTime<Utc>,
+    target_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Vec<Effect> {
+    let approaching = declared_at + (target_at - declared_at) * 3 / 4;
+    [(approaching, false), (target_at, true)]
+        .into_iter()
+        .filter(|(due, _)| *due > now)
+        .map(|(due_at, breached)| Effect::TargetWarning {
+            due_at,
+            target_at,
+            breached,
         })
         .collect()
 }
@@ -333,6 +389,7 @@ mod tests {
                     page: vec![],
                 },
             ],
+            status_every: Some(Duration::from_secs(30 * 60)),
         }
     }
 
@@ -379,7 +436,18 @@ mod tests {
                 "reply_to_requester",
                 "escalation_step",
                 "escalation_step",
+                "status_reminder",
+                "target_warning",
+                "target_warning",
             ]
+        );
+        assert_eq!(
+            opened.effects[10],
+            Effect::TargetWarning {
+                due_at: t0() + chrono::Duration::minutes(90),
+                target_at: t0() + chrono::Duration::hours(2),
+                breached: false,
+            }
         );
         assert_eq!(
             opened.effects[1],

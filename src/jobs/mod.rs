@@ -77,6 +77,8 @@ pub enum JobChange {
         source_key: String,
         text: String,
     },
+    /// Effects that follow (pages of an escalation step, the next reminder).
+    Enqueue(Vec<Effect>),
 }
 
 /// What a successful job leaves behind.
@@ -116,6 +118,24 @@ pub async fn enqueue_effects(
             Effect::EscalationStep { step, plan, .. } => {
                 Some(format!("escalation:{incident}:{plan}:{step}"))
             }
+            Effect::Page {
+                step,
+                plan,
+                contact,
+                channel,
+            } => Some(format!("page:{incident}:{plan}:{step}:{contact}:{channel}")),
+            Effect::StatusReminder { due_at } => Some(format!(
+                "status_reminder:{incident}:{}",
+                due_at.timestamp_millis()
+            )),
+            Effect::TargetWarning {
+                target_at,
+                breached,
+                ..
+            } => Some(format!(
+                "target_warning:{incident}:{}:{breached}",
+                target_at.timestamp_millis()
+            )),
             _ => None,
         };
         let coalesce_key = match effect {
@@ -156,7 +176,7 @@ pub fn backoff(attempt: i64) -> Duration {
 pub async fn run_due_jobs(ctx: &AppContext) -> StoreResult<usize> {
     let now = ctx.clock.now();
     let lease = chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(60));
-    let jobs = store::claim_jobs(&ctx.store, now, lease, BATCH).await?;
+    let jobs = store::claim_jobs(&ctx.store, now, Utc::now(), lease, BATCH).await?;
     let n = jobs.len();
     let mut set = JoinSet::new();
     for job in jobs {
@@ -200,6 +220,9 @@ async fn run_one(ctx: &AppContext, job: ClaimedJob) {
             let wait = after.unwrap_or_else(|| backoff(job.attempts));
             let run_at = now + chrono::Duration::from_std(wait).unwrap_or_default();
             tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, ?wait, %reason, "job will be retried");
+            if job.attempts == 1 {
+                note_failing_delivery(ctx, &job, &reason, now).await;
+            }
             store::retry_job(&ctx.store, &job, run_at, &reason, now)
                 .await
                 .map(|_| "retry")
@@ -246,11 +269,59 @@ async fn finish(
                 JobChange::TimelineText { source_key, text } => {
                     store::update_timeline_text(&mut tx, incident, &source_key, &text).await?;
                 }
+                JobChange::Enqueue(effects) => {
+                    enqueue_effects(&mut tx, incident, &effects, now).await?;
+                }
             }
         }
     }
     tx.commit().await?;
     Ok(true)
+}
+
+/// A page that fails is visible on the timeline at once (its retries continue).
+async fn note_failing_delivery(
+    ctx: &AppContext,
+    job: &ClaimedJob,
+    reason: &str,
+    now: DateTime<Utc>,
+) {
+    let (
+        Some(incident),
+        Ok(EffectJob {
+            effect:
+                Effect::Page {
+                    step,
+                    contact,
+                    channel,
+                    ..
+                },
+            ..
+        }),
+    ) = (
+        job.incident,
+        serde_json::from_str::<EffectJob>(&job.payload),
+    )
+    else {
+        return;
+    };
+    let event = TimelineEvent::new(
+        now,
+        None,
+        TimelineKind::Failure,
+        format!(
+            "Paging {contact} by {channel} (escalation step {}) failed: {reason}; retrying",
+            step + 1
+        ),
+    );
+    let key = format!("delivery_failing:{}", job.id);
+    let recorded = async {
+        let mut conn = ctx.store.acquire().await?;
+        store::insert_timeline(&mut conn, incident, &event, Some(&key)).await
+    };
+    if let Err(e) = recorded.await {
+        tracing::error!(error = %e, "could not record a failing delivery");
+    }
 }
 
 async fn give_up(
@@ -289,6 +360,9 @@ async fn execute(ctx: &AppContext, job: &ClaimedJob) -> Result<JobOutcome, JobEr
         store::get_incident(&mut conn, payload.incident).await?
     }
     .ok_or_else(|| JobError::fatal(format!("INC-{} does not exist", payload.incident)))?;
+    if crate::paging::is_paging_effect(&payload.effect) {
+        return crate::paging::perform(ctx, &incident, &payload.effect).await;
+    }
     match incident.platform {
         Platform::Slack => crate::slack::effects::perform(ctx, &incident, &payload.effect).await,
         Platform::Teams => Err(JobError::fatal("Microsoft Teams is not supported yet")),
@@ -317,7 +391,7 @@ pub async fn run_worker(ctx: AppContext, shutdown: CancellationToken) {
         if free > 0 {
             let now = ctx.clock.now();
             let lease = chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(60));
-            match store::claim_jobs(&ctx.store, now, lease, free as i64).await {
+            match store::claim_jobs(&ctx.store, now, Utc::now(), lease, free as i64).await {
                 Ok(jobs) if !jobs.is_empty() => {
                     for job in jobs {
                         let ctx = ctx.clone();

@@ -131,47 +131,6 @@ pub async fn perform(
             reply(slack, reply_to, render::opened_reply(incident)).await?;
             Ok(JobOutcome::none())
         }
-        Effect::EscalationStep { step, page, .. } => {
-            if incident.acknowledged.is_some() || !incident.status.is_active() {
-                return Ok(JobOutcome::none());
-            }
-            let mut outcome = JobOutcome::none();
-            for name in page {
-                let Some(contact) = ctx.config.contacts.get(name) else {
-                    outcome = outcome.with(JobChange::Timeline {
-                        event: TimelineEvent::new(
-                            now,
-                            None,
-                            TimelineKind::Failure,
-                            format!(
-                                "Escalation step {} pages `{name}`, who is not configured",
-                                step + 1
-                            ),
-                        ),
-                        source_key: Some(format!("page:{}:{step}:{name}", incident.number)),
-                    });
-                    continue;
-                };
-                let Some(user) = &contact.slack_user else {
-                    continue;
-                };
-                let dm = slack.open_dm(user).await?;
-                slack.post(&dm, render::page_dm(incident, *step)).await?;
-                outcome = outcome.with(JobChange::Timeline {
-                    event: TimelineEvent::new(
-                        now,
-                        None,
-                        TimelineKind::Paged,
-                        format!(
-                            "Paged {name} (@{user}) by Slack DM — escalation step {}",
-                            step + 1
-                        ),
-                    ),
-                    source_key: Some(format!("page:{}:{step}:{name}:slack", incident.number)),
-                });
-            }
-            Ok(outcome)
-        }
         Effect::UpdateKickoff => {
             let room = war_room(incident)?;
             match &incident.kickoff_ref {
@@ -204,6 +163,73 @@ pub async fn perform(
             }
             None => Ok(JobOutcome::none()),
         },
+        Effect::StatusReminder { .. } => {
+            if !incident.status.is_active() || !incident.severity.is_major() {
+                return Ok(JobOutcome::none());
+            }
+            let every = ctx.config.reminders.status_every;
+            let every_c = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
+            let last = {
+                let mut conn = ctx.store.acquire().await?;
+                crate::store::last_timeline_at(&mut conn, incident.number, TimelineKind::Status)
+                    .await?
+            };
+            let since = last.unwrap_or(incident.declared_at);
+            if now - since < every_c {
+                // Someone posted recently: look again one interval after that update.
+                return Ok(JobOutcome::none().with(JobChange::Enqueue(vec![
+                    Effect::StatusReminder {
+                        due_at: since + every_c,
+                    },
+                ])));
+            }
+            let room = war_room(incident)?;
+            slack
+                .post(&room.id, render::status_nudge(incident, now - since))
+                .await?;
+            Ok(
+                JobOutcome::none().with(JobChange::Enqueue(vec![Effect::StatusReminder {
+                    due_at: now + every_c,
+                }])),
+            )
+        }
+        Effect::TargetWarning {
+            target_at,
+            breached,
+            ..
+        } => {
+            // A severity change moved the target: this warning is for the old one.
+            if !incident.status.is_active() || incident.target_at != *target_at {
+                return Ok(JobOutcome::none());
+            }
+            let room = war_room(incident)?;
+            slack
+                .post(&room.id, render::target_warning(incident, *breached))
+                .await?;
+            let text = if *breached {
+                format!(
+                    "Response target missed ({} {})",
+                    incident.severity,
+                    render::clock(*target_at)
+                )
+            } else {
+                format!(
+                    "75% of the response target has passed (target {})",
+                    render::clock(*target_at)
+                )
+            };
+            Ok(JobOutcome::none().with(JobChange::Timeline {
+                event: TimelineEvent::new(now, None, TimelineKind::Failure, text),
+                source_key: Some(format!(
+                    "target:{}:{}:{breached}",
+                    incident.number,
+                    target_at.timestamp_millis()
+                )),
+            }))
+        }
+        Effect::EscalationStep { .. } | Effect::Page { .. } | Effect::AcknowledgePagers => Err(
+            JobError::fatal(format!("`{}` is a paging effect", effect.name())),
+        ),
         Effect::FetchPinnedMessage { message } => {
             let Some((channel, ts)) = parse_message_ref(message) else {
                 return Err(JobError::fatal(format!("`{message}` is not channel:ts")));
@@ -318,4 +344,17 @@ pub async fn send_replies(ctx: &AppContext, payload: &str) -> Result<JobOutcome,
         reply(slack, &job.reply_to, content).await?;
     }
     Ok(JobOutcome::none())
+}
+
+/// Pages `user` by Slack DM: opens the DM and posts the page with an Acknowledge button.
+pub async fn send_page_dm(
+    ctx: &AppContext,
+    incident: &Incident,
+    user: &str,
+    step: usize,
+) -> Result<(), JobError> {
+    let slack = api(ctx)?;
+    let dm = slack.open_dm(user).await?;
+    slack.post(&dm, render::page_dm(incident, step)).await?;
+    Ok(())
 }

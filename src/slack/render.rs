@@ -442,6 +442,44 @@ pub fn timeline(
     chunks
 }
 
+/// The nudge when nobody posted a status update for a while.
+pub fn status_nudge(incident: &Incident, quiet: chrono::Duration) -> SlackMessageContent {
+    let quiet = human_duration(std::time::Duration::from_secs(
+        quiet.num_seconds().max(0) as u64 / 60 * 60,
+    ));
+    SlackMessageContent::new().with_text(format!(
+        ":alarm_clock: No status update on {} for {quiet}. Stakeholders are waiting: \
+         post one with `/incident status <what we know, what we do next>`.",
+        incident.key()
+    ))
+}
+
+/// The warning that the response target is near or missed.
+pub fn target_warning(incident: &Incident, breached: bool) -> SlackMessageContent {
+    let target = (incident.target_at - incident.declared_at)
+        .to_std()
+        .unwrap_or_default();
+    let text = if breached {
+        format!(
+            ":rotating_light: {} missed its {} response target of {} (due {}). \
+             Escalate, or change the severity if it no longer fits.",
+            incident.key(),
+            incident.severity,
+            human_duration(target),
+            clock(incident.target_at)
+        )
+    } else {
+        format!(
+            ":hourglass: 75% of {}'s {} response target of {} has passed: due {}.",
+            incident.key(),
+            incident.severity,
+            human_duration(target),
+            clock(incident.target_at)
+        )
+    };
+    SlackMessageContent::new().with_text(text)
+}
+
 /// Callback id of the declaration form.
 pub const OPEN_MODAL: &str = "open_incident";
 

@@ -112,6 +112,21 @@ pub async fn timeline(conn: &mut AnyConnection, incident: i64) -> StoreResult<Ve
         .collect()
 }
 
+/// When the incident's latest event of `kind` happened.
+pub async fn last_timeline_at(
+    conn: &mut AnyConnection,
+    incident: i64,
+    kind: crate::core::TimelineKind,
+) -> StoreResult<Option<DateTime<Utc>>> {
+    let at: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(at) FROM timeline_events WHERE incident = $1 AND kind = $2")
+            .bind(incident)
+            .bind(kind.as_str())
+            .fetch_one(conn)
+            .await?;
+    at.map(from_ms).transpose()
+}
+
 /// Records the war room the platform created.
 pub async fn set_war_room(
     conn: &mut AnyConnection,
@@ -383,7 +398,8 @@ pub async fn apply_change(
             .await?;
         }
         Change::CancelEscalation => {
-            super::cancel_pending_jobs(conn, incident, "escalation_step", now).await?;
+            super::cancel_pending_jobs(&mut *conn, incident, "escalation_step", now).await?;
+            super::cancel_pending_jobs(conn, incident, "page", now).await?;
         }
         Change::RemoveTimeline { source_key } => {
             sqlx::query("DELETE FROM timeline_events WHERE incident = $1 AND source_key = $2")

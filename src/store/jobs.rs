@@ -75,10 +75,14 @@ pub async fn enqueue(
     Ok(id)
 }
 
-/// Claims up to `limit` due jobs (pending and due, or running with an expired lease).
+/// Claims up to `limit` jobs due by `due_by` (pending and due, or running with a lease expired
+/// by `wall_now`). Due times follow the application's clock (a test may move it); leases are
+/// real elapsed time, so they take the wall clock: moving the test clock never steals a job
+/// from the worker running it.
 pub async fn claim_jobs(
     store: &Store,
-    now: DateTime<Utc>,
+    due_by: DateTime<Utc>,
+    wall_now: DateTime<Utc>,
     lease: chrono::Duration,
     limit: i64,
 ) -> StoreResult<Vec<ClaimedJob>> {
@@ -90,17 +94,18 @@ pub async fn claim_jobs(
         "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, \
          updated_at = $2 \
          WHERE id IN (SELECT id FROM jobs j WHERE blocked_by IS NULL AND \
-           ((state = 'pending' AND run_at <= $2) OR (state = 'running' AND lease_until <= $2)) \
+           ((state = 'pending' AND run_at <= $2) OR (state = 'running' AND lease_until <= $4)) \
            AND (coalesce_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r \
                 WHERE r.coalesce_key = j.coalesce_key AND r.id <> j.id \
-                AND r.state = 'running' AND r.lease_until > $2)) \
+                AND r.state = 'running' AND r.lease_until > $4)) \
            ORDER BY run_at, id LIMIT $3 {lock}) \
          RETURNING id, kind, incident, payload, attempts, run_at"
     );
     let rows = sqlx::query(&sql)
-        .bind(ms(now + lease))
-        .bind(ms(now))
+        .bind(ms(wall_now + lease))
+        .bind(ms(due_by))
         .bind(limit)
+        .bind(ms(wall_now))
         .fetch_all(store.pool())
         .await?;
     let mut jobs = rows
@@ -250,12 +255,11 @@ pub async fn cancel_pending_jobs(
     Ok(done.rows_affected())
 }
 
-/// When the next job becomes due (or a running job's lease expires), if any.
+/// When the next pending job becomes due, if any. (Expired leases are found by the worker's
+/// regular look at the queue.)
 pub async fn next_wakeup(store: &Store) -> StoreResult<Option<DateTime<Utc>>> {
     let next: Option<i64> = sqlx::query_scalar(
-        "SELECT MIN(t) FROM (\
-           SELECT MIN(run_at) AS t FROM jobs WHERE state = 'pending' AND blocked_by IS NULL \
-           UNION ALL SELECT MIN(lease_until) AS t FROM jobs WHERE state = 'running') AS w",
+        "SELECT MIN(run_at) FROM jobs WHERE state = 'pending' AND blocked_by IS NULL",
     )
     .fetch_one(store.pool())
     .await?;

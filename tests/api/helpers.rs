@@ -13,6 +13,8 @@ use warroom::clock::Clock;
 use warroom::config::{Config, Environment};
 use warroom::core::{Incident, TimelineEvent};
 use warroom::emulator::SlackEmulator;
+use warroom::paging::channels::PagingSettings;
+use warroom::paging::smtp_sink::SmtpSink;
 use warroom::store::{self, JobRecord};
 
 pub const SIGNING_SECRET: &str = "test-signing-secret";
@@ -50,9 +52,11 @@ slack_user = "U0SENIOR"
 "#;
 
 /// A database of its own for one test: a SQLite file in a temp dir, or a fresh PostgreSQL schema.
+/// Clones share the database (replicas).
+#[derive(Clone)]
 pub struct TestDb {
     pub url: String,
-    _dir: Option<tempfile::TempDir>,
+    _dir: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
 impl TestDb {
@@ -63,7 +67,7 @@ impl TestDb {
                 let url = format!("sqlite://{}", dir.path().join("warroom.db").display());
                 TestDb {
                     url,
-                    _dir: Some(dir),
+                    _dir: Some(std::sync::Arc::new(dir)),
                 }
             }
             Backend::Postgres => {
@@ -102,6 +106,8 @@ pub struct TestApp {
     pub clock: Clock,
     pub db: TestDb,
     pub config_text: String,
+    /// Receives warroom's emails.
+    pub smtp: std::sync::Arc<SmtpSink>,
     shutdown: CancellationToken,
     _stop_on_drop: tokio_util::sync::DropGuard,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -129,12 +135,18 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(Spawn::new(backend)).await
 }
 
+/// `{emulator}` in a test config stands for the emulator's base URL.
 pub async fn spawn_app_with(spawn: Spawn) -> TestApp {
     let slack = SlackEmulator::start(BOT_TOKEN).await.expect("emulator");
     let db = TestDb::new(spawn.backend).await;
     let clock = Clock::manual(Utc::now());
-    start(slack, db, clock, spawn.config, spawn.workers).await
+    let smtp = std::sync::Arc::new(SmtpSink::start().await.expect("smtp sink"));
+    let config = spawn.config.replace("{emulator}", &slack.base_url());
+    start(slack, db, clock, config, spawn.workers, smtp).await
 }
+
+/// The secret PagerDuty signs its webhooks with, in tests.
+pub const PAGERDUTY_WEBHOOK_SECRET: &str = "pd-webhook-secret";
 
 async fn start(
     slack: SlackEmulator,
@@ -142,6 +154,7 @@ async fn start(
     clock: Clock,
     config_text: String,
     workers: usize,
+    smtp: std::sync::Arc<SmtpSink>,
 ) -> TestApp {
     let config = Config::from_toml(&config_text).expect("test config");
     let vars = [
@@ -150,18 +163,33 @@ async fn start(
         ("SLACK_API_URL", slack.api_url()),
         ("SLACK_SIGNING_SECRET", SIGNING_SECRET.to_string()),
         ("SLACK_BOT_TOKEN", BOT_TOKEN.to_string()),
+        (
+            "PAGERDUTY_WEBHOOK_SECRET",
+            PAGERDUTY_WEBHOOK_SECRET.to_string(),
+        ),
+        ("PAGERDUTY_EVENTS_URL", slack.hook_url("pagerduty")),
+        ("TWILIO_ACCOUNT_SID", "ACtest".to_string()),
+        ("TWILIO_AUTH_TOKEN", "twilio-token".to_string()),
+        ("TWILIO_FROM", "+15550000000".to_string()),
+        ("TWILIO_API_URL", slack.hook_url("twilio")),
+        ("SMTP_HOST", "127.0.0.1".to_string()),
+        ("SMTP_PORT", smtp.port().to_string()),
+        ("SMTP_TLS", "none".to_string()),
+        ("SMTP_FROM", "warroom <warroom@acme.test>".to_string()),
     ];
-    let env = Environment::from_lookup(|k| {
+    let lookup = |k: &str| {
         vars.iter()
             .find(|(name, _)| *name == k)
             .map(|(_, v)| v.clone())
-    })
-    .expect("test environment");
+    };
+    let env = Environment::from_lookup(lookup).expect("test environment");
+    let paging = PagingSettings::from_lookup(lookup).expect("test paging settings");
     let app = App::build(Settings {
         config,
         env,
         clock: clock.clone(),
         workers,
+        paging,
     })
     .await
     .expect("app builds");
@@ -176,6 +204,7 @@ async fn start(
         clock,
         db,
         config_text,
+        smtp,
         _stop_on_drop: shutdown.clone().drop_guard(),
         shutdown,
         server,
@@ -407,17 +436,38 @@ impl TestApp {
     }
 
     /// Stops the server and workers (the database and emulator stay).
-    pub async fn stop(self) -> (SlackEmulator, TestDb, Clock, String) {
+    pub async fn stop(
+        self,
+    ) -> (
+        SlackEmulator,
+        TestDb,
+        Clock,
+        String,
+        std::sync::Arc<SmtpSink>,
+    ) {
         self.shutdown.cancel();
         let _ = self.server.await;
         self.ctx.store.close().await;
-        (self.slack, self.db, self.clock, self.config_text)
+        (self.slack, self.db, self.clock, self.config_text, self.smtp)
     }
 
     /// Stops this app and starts another on the same database, emulator, clock and config.
     pub async fn restart(self, workers: usize) -> TestApp {
-        let (slack, db, clock, config) = self.stop().await;
-        start(slack, db, clock, config, workers).await
+        let (slack, db, clock, config, smtp) = self.stop().await;
+        start(slack, db, clock, config, workers, smtp).await
+    }
+
+    /// Another replica on the same database, emulator, clock and config.
+    pub async fn replica(&self, workers: usize) -> TestApp {
+        start(
+            self.slack.clone(),
+            self.db.clone(),
+            self.clock.clone(),
+            self.config_text.clone(),
+            workers,
+            self.smtp.clone(),
+        )
+        .await
     }
 }
 
@@ -579,12 +629,13 @@ impl TestApp {
         }
     }
 
-    /// Waits until no job is pending or running (everything enqueued so far was carried out).
+    /// Waits until no job is running and none is due by the test's clock (everything due so
+    /// far was carried out; later steps and reminders wait for their time).
     pub async fn settled(&self) -> Vec<JobRecord> {
+        let now = self.clock.now();
         self.jobs_until("the queue to settle", |jobs| {
-            jobs.iter().all(|j| {
-                j.state != "running" && (j.state != "pending" || j.kind == "escalation_step")
-            })
+            jobs.iter()
+                .all(|j| j.state != "running" && (j.state != "pending" || j.run_at > now))
         })
         .await
     }

@@ -2,6 +2,7 @@
 //! HTTP. Every test runs on SQLite, and again on PostgreSQL when `WARROOM_TEST_POSTGRES_URL` is
 //! set (otherwise the `postgres::` variants are reported as ignored).
 
+mod escalation;
 mod helpers;
 mod open;
 mod queue;

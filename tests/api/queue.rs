@@ -52,9 +52,10 @@ async fn concurrent_claims_never_share_a_job(backend: Backend) {
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let claimed = store::claim_jobs(&store, Utc::now(), Duration::seconds(60), 7)
-                    .await
-                    .unwrap();
+                let claimed =
+                    store::claim_jobs(&store, Utc::now(), Utc::now(), Duration::seconds(60), 7)
+                        .await
+                        .unwrap();
                 if claimed.is_empty() {
                     break;
                 }
@@ -82,12 +83,13 @@ async fn an_expired_lease_is_reclaimed_and_the_old_worker_is_fenced_out(backend:
         .await
         .unwrap();
     drop(conn);
-    let first = store::claim_jobs(&store, now, Duration::seconds(60), 10)
+    let first = store::claim_jobs(&store, now, now, Duration::seconds(60), 10)
         .await
         .unwrap();
     assert_eq!(first.len(), 1);
     assert!(store::claim_jobs(
         &store,
+        now + Duration::seconds(59),
         now + Duration::seconds(59),
         Duration::seconds(60),
         10
@@ -96,7 +98,7 @@ async fn an_expired_lease_is_reclaimed_and_the_old_worker_is_fenced_out(backend:
     .unwrap()
     .is_empty());
     let later = now + Duration::seconds(61);
-    let second = store::claim_jobs(&store, later, Duration::seconds(60), 10)
+    let second = store::claim_jobs(&store, later, later, Duration::seconds(60), 10)
         .await
         .unwrap();
     assert_eq!(second.len(), 1);
@@ -133,7 +135,7 @@ async fn chained_jobs_wait_for_their_parent_and_fail_with_it(backend: Backend) {
         .unwrap();
     drop(conn);
 
-    let claimed = store::claim_jobs(&store, now, Duration::seconds(60), 10)
+    let claimed = store::claim_jobs(&store, now, now, Duration::seconds(60), 10)
         .await
         .unwrap();
     let kinds: Vec<_> = claimed.iter().map(|j| j.kind.as_str()).collect();
@@ -147,7 +149,7 @@ async fn chained_jobs_wait_for_their_parent_and_fail_with_it(backend: Backend) {
     assert!(store::fail_job(&store, &claimed[1], "boom", now)
         .await
         .unwrap());
-    let next = store::claim_jobs(&store, now, Duration::seconds(60), 10)
+    let next = store::claim_jobs(&store, now, now, Duration::seconds(60), 10)
         .await
         .unwrap();
     let kinds: Vec<_> = next.iter().map(|j| j.kind.as_str()).collect();
