@@ -127,6 +127,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
         clock: Clock::System,
         workers: 1,
         paging: Default::default(),
+        statuspage: None,
     })
     .await?;
     let ctx = app.context();
@@ -142,7 +143,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
         let policy = ctx
             .config
             .severity(Severity::P3)
-            .policy(Duration::from_secs(3600));
+            .policy(Duration::from_secs(3600), Duration::from_secs(3600));
         for n in 1..=a.incidents as i64 {
             let number = store::next_incident_number(&mut tx).await?;
             let opened = core::open(

@@ -30,6 +30,14 @@ pub struct AppContext {
     pub slack: Option<SlackApi>,
     /// Paging channels other than chat (PagerDuty, webhooks, email, SMS).
     pub pagers: crate::paging::channels::Pagers,
+    /// The resolution templates (built in, or from `templates.dir`).
+    pub templates: Arc<crate::templates::Templates>,
+    /// Atlassian Statuspage, when configured.
+    pub statuspage: Option<crate::publish::Statuspage>,
+    /// This server's public base URL (`WARROOM_PUBLIC_URL`), for links in messages.
+    pub public_url: Option<String>,
+    /// Key of the HMAC that signs web links.
+    pub web_key: Arc<Vec<u8>>,
 }
 
 /// Everything `App::build` needs.
@@ -42,6 +50,8 @@ pub struct Settings {
     pub workers: usize,
     /// PagerDuty, Twilio and SMTP settings (from the environment).
     pub paging: crate::paging::channels::PagingSettings,
+    /// Atlassian Statuspage settings (from the environment).
+    pub statuspage: Option<crate::publish::StatuspageSettings>,
 }
 
 /// A built application: the listener is bound, migrations are applied.
@@ -74,7 +84,15 @@ impl App {
             clock,
             workers,
             paging,
+            statuspage,
         } = settings;
+        let templates = crate::templates::Templates::load(config.templates.dir.as_deref())
+            .context("cannot load the message templates")?;
+        let web_key: Vec<u8> = match (&env.web_token, &env.slack_signing_secret) {
+            (Some(token), _) => token.expose_secret().as_bytes().to_vec(),
+            (None, Some(secret)) => secret.expose_secret().as_bytes().to_vec(),
+            (None, None) => rand::random::<[u8; 32]>().to_vec(),
+        };
         let store = Store::connect(&env.database_url)
             .await
             .with_context(|| format!("cannot open the database ({})", redact(&env.database_url)))?;
@@ -104,6 +122,10 @@ impl App {
             wake: Arc::new(Notify::new()),
             slack,
             pagers: crate::paging::channels::Pagers::new(paging),
+            templates: Arc::new(templates),
+            statuspage: statuspage.map(crate::publish::Statuspage::new),
+            public_url: env.public_url.clone(),
+            web_key: Arc::new(web_key),
         };
         let listener = TcpListener::bind(env.bind)
             .await
@@ -117,6 +139,7 @@ impl App {
                 slack_verifier,
                 metrics: metrics_handle(),
                 pagerduty_webhook_secret: env.pagerduty_webhook_secret.clone(),
+                web_token: env.web_token.clone(),
             },
             workers,
         })
@@ -143,9 +166,12 @@ impl App {
         let router = http::router(self.state);
         tracing::info!(addr = %self.addr, "warroom listening");
         let stop = shutdown.clone();
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
+        let served = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
         shutdown.cancel();
         for w in workers {
             let _ = w.await;

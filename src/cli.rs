@@ -52,6 +52,45 @@ pub fn check_config(path: Option<&Path>, env: &[(String, String)]) -> ExitCode {
         }
     }
     let lookup = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    if let Ok((config, _)) = Config::load(path, env) {
+        match crate::templates::Templates::load(config.templates.dir.as_deref()) {
+            Ok(templates) => match templates.check() {
+                Ok(()) => println!(
+                    "templates: {} render with sample data",
+                    crate::templates::Template::ALL
+                        .iter()
+                        .map(|t| t.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Err(errors) => {
+                    for e in errors {
+                        eprintln!("templates: {e}");
+                    }
+                    failed = true;
+                }
+            },
+            Err(e) => {
+                eprintln!("templates: {e}");
+                failed = true;
+            }
+        }
+    }
+    for (name, result) in [
+        (
+            "paging",
+            crate::paging::channels::PagingSettings::from_lookup(lookup).map(|_| ()),
+        ),
+        (
+            "status page",
+            crate::publish::StatuspageSettings::from_lookup(lookup).map(|_| ()),
+        ),
+    ] {
+        if let Err(e) = result {
+            eprintln!("{name}: {e}");
+            failed = true;
+        }
+    }
     match Environment::from_lookup(lookup) {
         Ok(e) => {
             if e.slack_signing_secret.is_none() || e.slack_bot_token.is_none() {
@@ -121,6 +160,54 @@ pub fn manifest(base_url: &str) -> Result<String, String> {
         }
     });
     serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())
+}
+
+/// `warroom preview <template> [--incident N]`: renders a template with sample data, or with a
+/// stored incident from `DATABASE_URL`.
+pub async fn preview(
+    path: Option<&Path>,
+    env: &[(String, String)],
+    template: &str,
+    incident: Option<&str>,
+) -> anyhow::Result<String> {
+    use crate::templates::{Template, TemplateContext, Templates};
+    let template = Template::parse(template).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no template `{template}`: use {}",
+            Template::ALL
+                .iter()
+                .map(|t| t.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let (config, _) = Config::load(path, env).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let templates = Templates::load(config.templates.dir.as_deref())?;
+    let context = match incident {
+        None => TemplateContext::sample(),
+        Some(raw) => {
+            let number: i64 = raw
+                .trim_start_matches("INC-")
+                .parse()
+                .map_err(|_| anyhow::anyhow!("`{raw}` is not an incident number"))?;
+            let lookup = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            let e = Environment::from_lookup(lookup).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let store = crate::store::Store::connect(&e.database_url).await?;
+            store.migrate().await?;
+            let mut conn = store.acquire().await?;
+            let found = crate::store::get_incident(&mut conn, number)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("INC-{number} does not exist"))?;
+            let timeline = crate::store::timeline(&mut conn, number).await?;
+            TemplateContext::build(
+                &found,
+                &timeline,
+                crate::templates::Links::default(),
+                chrono::Utc::now(),
+            )
+        }
+    };
+    Ok(templates.render(template, &context)?)
 }
 
 #[cfg(test)]

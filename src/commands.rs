@@ -18,6 +18,8 @@ pub enum Request {
     },
     /// `open` with nothing after it: the platform shows a form.
     OpenForm,
+    /// `resolve` with nothing after it: the platform shows the resolution form.
+    ResolveForm,
     List,
     Help,
     Timeline,
@@ -74,6 +76,19 @@ pub fn parse(text: &str, mention: MentionParser) -> Result<Request, String> {
             })?;
             Ok(Request::Incident(Command::AssignRole { role, user }))
         }
+        "resolve" | "resolved" => {
+            if rest.is_empty() {
+                return Ok(Request::ResolveForm);
+            }
+            Ok(Request::Incident(Command::Resolve {
+                resolution: core::Resolution {
+                    summary: rest.to_string(),
+                    ..Default::default()
+                },
+                customer_facing: None,
+            }))
+        }
+        "close" => Ok(Request::Incident(Command::Close)),
         "ack" | "acknowledge" => {
             if rest.is_empty() {
                 return Ok(Request::Acknowledge { incident: None });
@@ -200,7 +215,10 @@ pub async fn open_incident(
             responders,
             reply_to: args.reply_to,
         },
-        &settings.policy(ctx.config.reminders.status_every),
+        &settings.policy(
+            ctx.config.reminders.status_every,
+            ctx.config.review.remind_after,
+        ),
         now,
     )?;
     store::insert_incident(&mut tx, &opened.incident, now).await?;
@@ -385,6 +403,13 @@ mod tests {
             }))
         );
         assert_eq!(parse("timeline"), Ok(Request::Timeline));
+        assert_eq!(parse("resolve"), Ok(Request::ResolveForm));
+        assert_eq!(parse("close"), Ok(Request::Incident(Command::Close)));
+        assert!(matches!(
+            parse("resolve rolled back the bad deploy"),
+            Ok(Request::Incident(Command::Resolve { resolution, customer_facing: None }))
+                if resolution.summary == "rolled back the bad deploy"
+        ));
         assert_eq!(parse("open"), Ok(Request::OpenForm));
     }
 

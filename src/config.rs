@@ -32,6 +32,20 @@ pub struct Config {
     pub reminders: Reminders,
     pub templates: Templates,
     pub health: HealthSettings,
+    pub review: ReviewSettings,
+    pub customer_email: CustomerEmail,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReviewSettings {
+    /// Remind P0/P1 war rooms about the review this long after resolution, until closed.
+    pub remind_after: Duration,
+}
+
+/// Who receives the customer email on resolution of a customer-facing incident.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerEmail {
+    pub to: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,12 +75,13 @@ pub struct SeveritySettings {
 }
 
 impl SeveritySettings {
-    pub fn policy(&self, status_every: Duration) -> SeverityPolicy {
+    pub fn policy(&self, status_every: Duration, review_after: Duration) -> SeverityPolicy {
         SeverityPolicy {
             target: self.target,
             checklist: self.checklist.clone(),
             escalation: self.escalation.clone(),
             status_every: Some(status_every),
+            review_after: Some(review_after),
         }
     }
 }
@@ -155,6 +170,8 @@ pub struct Environment {
     pub slack_app_token: Option<SecretString>,
     pub web_token: Option<SecretString>,
     pub pagerduty_webhook_secret: Option<SecretString>,
+    /// `WARROOM_PUBLIC_URL`: where users reach this server (links in messages).
+    pub public_url: Option<String>,
 }
 
 impl Environment {
@@ -200,6 +217,15 @@ impl Environment {
             slack_api_url.push('/');
         }
         let secret = |k: &str| non_empty(k).map(SecretString::from);
+        let public_url = non_empty("WARROOM_PUBLIC_URL");
+        if let Some(u) = &public_url {
+            if url::Url::parse(u).is_err() {
+                problems.push(Problem {
+                    key: "WARROOM_PUBLIC_URL".into(),
+                    message: format!("`{u}` is not a URL"),
+                });
+            }
+        }
         if !problems.is_empty() {
             return Err(ConfigError {
                 file: "the environment".into(),
@@ -215,6 +241,7 @@ impl Environment {
             slack_app_token: secret("SLACK_APP_TOKEN"),
             web_token: secret("WARROOM_WEB_TOKEN"),
             pagerduty_webhook_secret: secret("PAGERDUTY_WEBHOOK_SECRET"),
+            public_url,
         })
     }
 }
@@ -362,6 +389,8 @@ impl Config {
                 "reminders",
                 "templates",
                 "health",
+                "review",
+                "customer_email",
             ],
         );
 
@@ -620,6 +649,34 @@ impl Config {
             services,
         };
 
+        let review_t = w.table("review", table.get("review"));
+        w.only_keys("review", &review_t, &["remind_after"]);
+        let review = ReviewSettings {
+            remind_after: w
+                .opt_duration("review.remind_after", review_t.get("remind_after"))
+                .unwrap_or(Duration::from_secs(72 * 3600)),
+        };
+        if review.remind_after.is_zero() {
+            w.problem("review.remind_after", "must be more than 0s");
+        }
+        let mail_t = w.table("customer_email", table.get("customer_email"));
+        w.only_keys("customer_email", &mail_t, &["to"]);
+        let customer_email = CustomerEmail {
+            to: match mail_t.get("to") {
+                Some(Value::String(one)) => vec![one.trim().to_string()],
+                Some(v) => w.string_list("customer_email.to", v),
+                None => Vec::new(),
+            },
+        };
+        for (i, addr) in customer_email.to.iter().enumerate() {
+            if !addr.contains('@') {
+                w.problem(
+                    &format!("customer_email.to[{i}]"),
+                    &format!("`{addr}` is not an email address"),
+                );
+            }
+        }
+
         if !w.problems.is_empty() {
             return Err(ConfigError {
                 file: source
@@ -638,6 +695,8 @@ impl Config {
             reminders,
             templates,
             health,
+            review,
+            customer_email,
         })
     }
 
@@ -653,7 +712,12 @@ impl Config {
     pub fn policies(&self) -> crate::core::Policies {
         self.severities
             .iter()
-            .map(|(sev, s)| (*sev, s.policy(self.reminders.status_every)))
+            .map(|(sev, s)| {
+                (
+                    *sev,
+                    s.policy(self.reminders.status_every, self.review.remind_after),
+                )
+            })
             .collect()
     }
 

@@ -74,6 +74,7 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<()> {
         clock: clock.clone(),
         workers: 1,
         paging: Default::default(),
+        statuspage: None,
     })
     .await?;
     let base = format!("http://{}", app.addr());
@@ -292,6 +293,51 @@ impl Demo {
             if self.slack.dm_posts("U0SENIOR").is_empty() { "not " } else { "" }
         )?;
 
+        // Resolution, through the form.
+        self.clock.advance(Duration::from_secs(12 * 60));
+        self.say(
+            out,
+            &format!("@alice in #{name}"),
+            "/incident resolve   (fills in the resolution form)",
+        )?;
+        let seen = self.slack.calls().len();
+        self.submit_resolution().await?;
+        self.settle().await?;
+        writeln!(out)?;
+        for call in self.slack.calls().into_iter().skip(seen) {
+            if call.method == "chat.postMessage" && call.ok() {
+                let channel = call.param_str("channel").unwrap_or_default();
+                let text = call.param_str("text").unwrap_or_default();
+                let heading = if channel == ANNOUNCE {
+                    "── #incidents: the internal announcement ──".to_string()
+                } else if text.contains("Status-page update") {
+                    format!("── #{name}: the status-page update (no Statuspage configured: a draft to paste) ──")
+                } else if text.contains("Customer email") {
+                    format!(
+                        "── #{name}: the customer email (no SMTP configured: a draft to send) ──"
+                    )
+                } else {
+                    format!("── #{name} ──")
+                };
+                writeln!(out, "{heading}")?;
+                print_message(out, &call.params)?;
+                writeln!(out)?;
+            }
+            if call.method == "files.completeUploadExternal" && call.ok() {
+                let file = call.params["files"][0]["id"].as_str().unwrap_or_default();
+                writeln!(
+                    out,
+                    "── #{name}: the post-incident review (uploaded as a Markdown file) ──"
+                )?;
+                if let Some(data) = self.slack.uploaded(file) {
+                    for line in String::from_utf8_lossy(&data).lines() {
+                        writeln!(out, "  │ {line}")?;
+                    }
+                }
+                writeln!(out)?;
+            }
+        }
+
         writeln!(out, "── The timeline of INC-1 (`/incident timeline`) ──")?;
         let mut conn = self.ctx.store.acquire().await?;
         for event in crate::store::timeline(&mut conn, 1).await? {
@@ -385,6 +431,37 @@ impl Demo {
             "response_url": self.slack.response_url("press"),
             "actions": [{ "action_id": action_id, "value": value, "type": "button",
                           "action_ts": format!("{}.{}", Utc::now().timestamp(), action_id.len()) }]
+        });
+        let body = serde_urlencoded::to_string([("payload", payload.to_string())])?;
+        self.post_signed(
+            "/slack/interactions",
+            "application/x-www-form-urlencoded",
+            body,
+        )
+        .await?;
+        self.settle().await
+    }
+
+    /// Submits the resolution form, as Slack reports it.
+    async fn submit_resolution(&self) -> anyhow::Result<()> {
+        let text = |v: &str| serde_json::json!({ "type": "plain_text_input", "value": v });
+        let payload = serde_json::json!({
+            "type": "view_submission",
+            "user": { "id": ALICE },
+            "view": {
+                "id": "VDEMO1",
+                "callback_id": "resolve_incident",
+                "private_metadata": "1",
+                "state": { "values": {
+                    "summary": { "summary": text("Rolled back payment-gateway to v1.2.3, then shipped v1.2.4-hotfix with the pool limit fixed") },
+                    "impact": { "impact": text("About 45% of card payments failed with 502 for 26 minutes; no data was lost") },
+                    "root_cause": { "root_cause": text("v1.2.4 lowered the gateway connection pool to 10 connections; under peak load requests queued and timed out") },
+                    "fix": { "fix": text("Pool size restored to 100 and made configurable; regression test added") },
+                    "pr": { "pr": { "type": "url_text_input", "value": "https://github.com/acme/shop/pull/812" } },
+                    "follow_ups": { "follow_ups": text("Alert on gateway pool saturation\nLoad-test gateway releases before rollout") },
+                    "customer_facing": { "customer_facing": { "type": "radio_buttons", "selected_option": { "value": "yes" } } }
+                } }
+            }
         });
         let body = serde_urlencoded::to_string([("payload", payload.to_string())])?;
         self.post_signed(

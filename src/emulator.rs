@@ -705,7 +705,11 @@ async fn process(shared: Arc<Shared>, req: Request) -> Outcome {
             let injected = shared
                 .lock()
                 .take_fault(&format!("hook/{name}"), &params, &mut fault);
-            let outcome = injected.unwrap_or_else(|| Outcome::json(200, json!({"ok": true})));
+            // Answers like a typical API that creates something: 200 with an id.
+            let outcome = injected.unwrap_or_else(|| {
+                let id = format!("H{seq:06}");
+                Outcome::json(200, json!({"ok": true, "id": id}))
+            });
             (CallKind::Hook, name.to_string(), outcome)
         }
         "upload" => {

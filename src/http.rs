@@ -28,6 +28,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Verifies PagerDuty v3 webhooks, when configured.
     pub pagerduty_webhook_secret: Option<secrecy::SecretString>,
+    /// `WARROOM_WEB_TOKEN`: bearer token for the web pages.
+    pub web_token: Option<secrecy::SecretString>,
 }
 
 /// The one error type of the HTTP layer: client errors carry a reason, internal ones do not.
@@ -63,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_page))
         .merge(crate::slack::router())
         .merge(crate::paging::inbound::router())
+        .merge(crate::web::router(state.clone()))
         .layer(middleware::from_fn(record_latency))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))

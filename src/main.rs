@@ -42,6 +42,14 @@ enum Command {
     /// Run a scripted P0 incident against an in-process Slack emulator and print what each
     /// channel would show. Needs no credentials.
     Demo,
+    /// Render a resolution template to stdout, with sample data or a stored incident.
+    Preview {
+        /// internal-announcement, status-page, customer-email or post-incident-review
+        template: String,
+        /// Render with this incident (INC-n or n) from DATABASE_URL instead of sample data.
+        #[arg(long)]
+        incident: Option<String>,
+    },
 }
 
 fn init_tracing() {
@@ -117,6 +125,25 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Preview { template, incident } => {
+            match warroom::cli::preview(
+                cli.config.as_deref(),
+                &env_pairs(),
+                &template,
+                incident.as_deref(),
+            )
+            .await
+            {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("warroom preview: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Demo => match warroom::demo::run(&mut std::io::stdout()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -137,12 +164,15 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     }
     let paging = warroom::paging::channels::PagingSettings::from_lookup(|k| std::env::var(k).ok())
         .map_err(anyhow::Error::msg)?;
+    let statuspage = warroom::publish::StatuspageSettings::from_lookup(|k| std::env::var(k).ok())
+        .map_err(anyhow::Error::msg)?;
     let app = App::build(Settings {
         config,
         env,
         clock: Clock::System,
         workers: 1,
         paging,
+        statuspage,
     })
     .await?;
     let shutdown = CancellationToken::new();

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::{
-    escalation_plan, target_warnings, CoreError, Done, Effect, Incident, Role, Severity,
-    SeverityPolicy, Status, TimelineEvent, TimelineKind, UserId,
+    escalation_plan, target_warnings, CoreError, Done, Effect, Incident, Resolution, Role,
+    Severity, SeverityPolicy, Status, TimelineEvent, TimelineKind, UserId,
 };
 
 /// Something a responder asks of an incident.
@@ -33,6 +33,14 @@ pub enum Command {
     ToggleChecklistItem {
         position: i64,
     },
+    /// Resolve with these facts (`resolved_by` is taken from the actor). Without a
+    /// `customer_facing` answer, P0/P1 count as customer-facing.
+    Resolve {
+        resolution: Resolution,
+        customer_facing: Option<bool>,
+    },
+    /// The review is done: close a resolved incident.
+    Close,
     /// A chat message was marked for the timeline; `message` identifies it on the platform.
     PinMessage {
         message: String,
@@ -62,6 +70,8 @@ pub enum Change {
     },
     /// Pending escalation steps are cancelled (acknowledged, or re-planned).
     CancelEscalation,
+    /// Resolved now, with these facts.
+    Resolved(Resolution),
     /// The timeline event with this key is removed (a pin taken back).
     RemoveTimeline {
         source_key: String,
@@ -275,6 +285,78 @@ pub fn handle(
             out.effects.push(Effect::UpdateKickoff);
             out.reply = String::new();
         }
+        Command::Resolve {
+            mut resolution,
+            customer_facing,
+        } => {
+            match incident.status {
+                Status::Resolved | Status::Closed => {
+                    return Err(CoreError::NotAllowed(format!(
+                        "{key} was already resolved{}: nothing to do",
+                        incident
+                            .resolved_at
+                            .map(|t| format!(" at {}", t.format("%Y-%m-%d %H:%M UTC")))
+                            .unwrap_or_default()
+                    )))
+                }
+                _ => {}
+            }
+            resolution.summary = clean_text(&resolution.summary, "a resolution summary")?;
+            resolution.resolved_by = actor.to_string();
+            resolution.customer_facing =
+                customer_facing.unwrap_or_else(|| incident.severity.is_major());
+            resolution.follow_ups.retain(|f| !f.trim().is_empty());
+            let policy = policies.get(&incident.severity);
+            out.changes.push(Change::Resolved(resolution.clone()));
+            out.changes.push(Change::CancelEscalation);
+            out.timeline.push(event(
+                TimelineKind::Resolved,
+                format!("Resolved: {}", resolution.summary),
+            ));
+            out.effects.extend([
+                Effect::UpdateKickoff,
+                Effect::SetWarRoomTopic,
+                Effect::ResolvePagers,
+                Effect::PublishAnnouncement,
+                Effect::PublishStatusPage,
+                Effect::PublishCustomerEmail,
+                Effect::PostReview,
+            ]);
+            if let Some(after) = policy
+                .and_then(|p| p.review_after)
+                .filter(|_| incident.severity.is_major())
+            {
+                out.effects.push(Effect::ReviewReminder {
+                    due_at: now
+                        + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX),
+                });
+            }
+            out.reply = format!(
+                "{key} resolved. Paging stopped; the announcement, status page, customer email and review are on their way."
+            );
+        }
+        Command::Close => {
+            match incident.status {
+                Status::Resolved => {}
+                Status::Closed => {
+                    return Err(CoreError::NotAllowed(format!("{key} is already closed")))
+                }
+                _ => {
+                    return Err(CoreError::NotAllowed(format!(
+                        "{key} is {}: resolve it before closing it",
+                        incident.status
+                    )))
+                }
+            }
+            out.changes.push(Change::Status(Status::Closed));
+            out.timeline.push(event(
+                TimelineKind::StateChanged,
+                "Closed: post-incident review done".to_string(),
+            ));
+            out.effects.push(Effect::SetWarRoomTopic);
+            out.effects.push(Effect::UpdateKickoff);
+            out.reply = format!("{key} closed.");
+        }
         Command::PinMessage { message } => {
             require(!closed, || format!("{key} is closed"))?;
             out.timeline.push(NewTimelineEvent {
@@ -388,6 +470,7 @@ mod tests {
                     checklist: vec!["Assess".into(), "Fix".into()],
                     escalation: steps,
                     status_every: Some(Duration::from_secs(30 * 60)),
+                    review_after: Some(Duration::from_secs(72 * 3600)),
                 },
             );
         }

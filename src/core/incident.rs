@@ -180,8 +180,34 @@ pub struct Incident {
     pub kickoff_ref: Option<String>,
     pub acknowledged: Option<Done>,
     pub resolved_at: Option<DateTime<Utc>>,
+    /// What the responders wrote when resolving.
+    pub resolution: Option<Resolution>,
+    /// When the linked fix was seen running in production (hotfix tracking).
+    pub fix_deployed_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
     pub checklist: Vec<ChecklistItem>,
     pub roles: BTreeMap<Role, UserId>,
+}
+
+/// The facts a resolution records, for the announcement, status page, customer email and review.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Resolution {
+    pub summary: String,
+    #[serde(default)]
+    pub impact: String,
+    #[serde(default)]
+    pub root_cause: String,
+    #[serde(default)]
+    pub fix: String,
+    /// Link to the fix (pull request), if any.
+    #[serde(default)]
+    pub pr: String,
+    #[serde(default)]
+    pub follow_ups: Vec<String>,
+    /// Customers noticed: publish to the status page and email them.
+    #[serde(default)]
+    pub customer_facing: bool,
+    pub resolved_by: UserId,
 }
 
 impl Incident {

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 pub use channel_name::ChannelName;
 pub use handle::{handle, pin_key, Change, Command, NewTimelineEvent, Outcome, Policies};
 pub use incident::{
-    ChecklistItem, Done, Incident, Platform, Role, Status, TimelineEvent, TimelineKind, UserId,
-    WarRoom,
+    ChecklistItem, Done, Incident, Platform, Resolution, Role, Status, TimelineEvent, TimelineKind,
+    UserId, WarRoom,
 };
 pub use severity::{InvalidSeverity, Severity};
 
@@ -32,6 +32,8 @@ pub struct SeverityPolicy {
     pub escalation: Vec<EscalationStep>,
     /// Nudge the war room for a status update this often (P0/P1), if nobody posted one.
     pub status_every: Option<Duration>,
+    /// Remind about the post-incident review this long after resolution (P0/P1).
+    pub review_after: Option<Duration>,
 }
 
 /// Page these contacts `after` the incident was declared, unless someone acknowledged.
@@ -89,6 +91,18 @@ pub enum Effect {
     AcknowledgePagers,
     /// Nudge the war room if no status update was posted for `status_every`.
     StatusReminder { due_at: DateTime<Utc> },
+    /// Tell paging providers the incident is resolved (PagerDuty resolve).
+    ResolvePagers,
+    /// Post the internal announcement (template `internal-announcement`).
+    PublishAnnouncement,
+    /// Publish the status-page update, or post it in the war room as a draft.
+    PublishStatusPage,
+    /// Email customers, or post the email in the war room as a draft.
+    PublishCustomerEmail,
+    /// Post the post-incident review document in the war room.
+    PostReview,
+    /// Remind the war room that the review is due, until the incident is closed.
+    ReviewReminder { due_at: DateTime<Utc> },
     /// Warn that the response target is near (`breached` false: 75 % gone) or missed.
     TargetWarning {
         due_at: DateTime<Utc>,
@@ -116,6 +130,12 @@ impl Effect {
             Effect::AcknowledgePagers => "acknowledge_pagers",
             Effect::StatusReminder { .. } => "status_reminder",
             Effect::TargetWarning { .. } => "target_warning",
+            Effect::ResolvePagers => "resolve_pagers",
+            Effect::PublishAnnouncement => "publish_announcement",
+            Effect::PublishStatusPage => "publish_status_page",
+            Effect::PublishCustomerEmail => "publish_customer_email",
+            Effect::PostReview => "post_review",
+            Effect::ReviewReminder { .. } => "review_reminder",
         }
     }
 
@@ -134,6 +154,8 @@ impl Effect {
                 | Effect::FetchPinnedMessage { .. }
                 | Effect::StatusReminder { .. }
                 | Effect::TargetWarning { .. }
+                | Effect::PostReview
+                | Effect::ReviewReminder { .. }
         )
     }
 
@@ -142,6 +164,7 @@ impl Effect {
         match self {
             Effect::EscalationStep { due_at, .. }
             | Effect::StatusReminder { due_at }
+            | Effect::ReviewReminder { due_at }
             | Effect::TargetWarning { due_at, .. } => Some(*due_at),
             _ => None,
         }
@@ -234,6 +257,9 @@ pub fn open(
         kickoff_ref: None,
         acknowledged: None,
         resolved_at: None,
+        resolution: None,
+        fix_deployed_at: None,
+        closed_at: None,
         checklist,
         roles: Default::default(),
     };
@@ -390,6 +416,7 @@ mod tests {
                 },
             ],
             status_every: Some(Duration::from_secs(30 * 60)),
+            review_after: Some(Duration::from_secs(72 * 3600)),
         }
     }
 
@@ -442,7 +469,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            opened.effects[10],
+            opened.effects[9],
             Effect::TargetWarning {
                 due_at: t0() + chrono::Duration::minutes(90),
                 target_at: t0() + chrono::Duration::hours(2),

@@ -84,7 +84,7 @@ pub enum DeliveryError {
 }
 
 impl DeliveryError {
-    fn retry(reason: impl Into<String>) -> Self {
+    pub(crate) fn retry(reason: impl Into<String>) -> Self {
         DeliveryError::Retryable {
             after: None,
             reason: reason.into(),
@@ -325,7 +325,7 @@ fn join_names(names: &[&str]) -> String {
     }
 }
 
-fn check_http_url(name: &str, value: &str) -> Result<(), String> {
+pub(crate) fn check_http_url(name: &str, value: &str) -> Result<(), String> {
     match url::Url::parse(value) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(()),
         _ => Err(format!(
@@ -559,27 +559,59 @@ impl Pagers {
     }
 
     /// Email over SMTP: subject `[P0] INC-7 paged: db down`, a plain-text body with the page
-    /// facts and link. Transient SMTP replies (4xx) and connection failures are retryable,
-    /// permanent ones (5xx) are not. Fatal when SMTP is not configured.
+    /// facts and link, sent with [`Pagers::send_mail`]. Transient SMTP replies (4xx) and
+    /// connection failures are retryable, permanent ones (5xx) are not. Fatal when SMTP is not
+    /// configured.
     pub async fn email(&self, to: &str, page: &PageMessage) -> Result<(), DeliveryError> {
+        self.send_mail(&[to.to_string()], &email_subject(page), &email_body(page))
+            .await
+    }
+
+    /// Whether email can be sent (`SMTP_HOST` and `SMTP_FROM` are set).
+    pub fn smtp_configured(&self) -> bool {
+        self.settings.smtp.is_some()
+    }
+
+    /// One plain-text UTF-8 email (`text/plain; charset=utf-8`) to every address in `to`
+    /// (all of them in `To:` and in the envelope), through the shared SMTP transport. Control
+    /// characters in `subject` (newlines included) become spaces. Transient SMTP replies (4xx)
+    /// and connection failures are retryable, permanent ones (5xx) are not.
+    ///
+    /// # Errors
+    ///
+    /// [`DeliveryError::Fatal`] when SMTP is not configured, `to` is empty or one of its
+    /// addresses is not a valid mailbox; otherwise as classified from the SMTP exchange.
+    pub async fn send_mail(
+        &self,
+        to: &[String],
+        subject: &str,
+        body: &str,
+    ) -> Result<(), DeliveryError> {
         let Some(smtp) = &self.settings.smtp else {
             return Err(DeliveryError::Fatal(
-                "email paging is not configured: set SMTP_HOST and SMTP_FROM".to_string(),
+                "email is not configured: set SMTP_HOST and SMTP_FROM".to_string(),
             ));
         };
+        if to.is_empty() {
+            return Err(DeliveryError::Fatal(
+                "the email has no recipients".to_string(),
+            ));
+        }
         let from: Mailbox = smtp
             .from
             .parse()
             .map_err(|e| DeliveryError::Fatal(format!("SMTP_FROM is not a valid mailbox: {e}")))?;
-        let to_box: Mailbox = to.trim().parse().map_err(|e| {
-            DeliveryError::Fatal(format!("`{to}` is not a valid email address: {e}"))
-        })?;
-        let message = Message::builder()
-            .from(from)
-            .to(to_box)
-            .subject(email_subject(page))
+        let mut builder = Message::builder().from(from);
+        for address in to {
+            let mailbox: Mailbox = address.trim().parse().map_err(|e| {
+                DeliveryError::Fatal(format!("`{address}` is not a valid email address: {e}"))
+            })?;
+            builder = builder.to(mailbox);
+        }
+        let message = builder
+            .subject(one_line(subject))
             .header(ContentType::TEXT_PLAIN)
-            .body(email_body(page))
+            .body(body.to_string())
             .map_err(|e| DeliveryError::Fatal(format!("cannot build the email: {e}")))?;
         let transport = self
             .smtp
@@ -634,12 +666,23 @@ impl Pagers {
         service: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<(), DeliveryError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| transport_error(service, e))?;
-        check_response(service, response).await
+        send_classified(service, request).await.map(drop)
     }
+}
+
+/// Sends `request` and classifies the outcome like every paging channel: a 2xx response is
+/// returned (its body unread); network failures, timeouts, 408, 429 and 5xx are retryable
+/// (honouring `Retry-After`); other statuses are fatal. `service` names the far side in error
+/// reasons, which quote the status and the start of the response body but never the URL.
+pub(crate) async fn send_classified(
+    service: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, DeliveryError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| transport_error(service, e))?;
+    check_response(service, response).await
 }
 
 /// `"sha256=<hex HMAC-SHA256(body, secret)>"`, the value of `X-Warroom-Signature`.
@@ -809,10 +852,13 @@ fn transport_error(service: &str, e: reqwest::Error) -> DeliveryError {
 
 /// Any 2xx is success; 408, 429 and 5xx are retryable (honouring `Retry-After`); the rest
 /// (other 4xx, 3xx since redirects are not followed) is fatal.
-async fn check_response(service: &str, response: reqwest::Response) -> Result<(), DeliveryError> {
+async fn check_response(
+    service: &str,
+    response: reqwest::Response,
+) -> Result<reqwest::Response, DeliveryError> {
     let status = response.status();
     if status.is_success() {
-        return Ok(());
+        return Ok(response);
     }
     let after = retry_after(response.headers(), Utc::now());
     let excerpt = body_excerpt(response).await;
@@ -1559,6 +1605,110 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, DeliveryError::Fatal(_)), "{err:?}");
         assert!(sink.messages().is_empty());
+    }
+
+    /// The body of a raw message, undoing `quoted-printable` (what lettre picks for mostly
+    /// ASCII UTF-8 text), as UTF-8.
+    fn decoded_body(data: &str) -> String {
+        let (headers, body) = data.split_once("\r\n\r\n").expect("headers and a body");
+        let headers = headers.to_ascii_lowercase();
+        if !headers.contains("content-transfer-encoding: quoted-printable") {
+            assert!(
+                headers.contains("content-transfer-encoding: 7bit")
+                    || headers.contains("content-transfer-encoding: 8bit"),
+                "unexpected encoding: {headers}"
+            );
+            return body.to_string();
+        }
+        let mut out = Vec::new();
+        let bytes = body.replace("=\r\n", "").into_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'=' && i + 2 < bytes.len() {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).expect("a =XX escape"));
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).expect("a UTF-8 body")
+    }
+
+    #[tokio::test]
+    async fn send_mail_sends_one_utf8_message_to_every_recipient() {
+        let sink = SmtpSink::start().await.unwrap();
+        let pagers = smtp_pagers(sink.port());
+        assert!(pagers.smtp_configured());
+        assert!(!Pagers::new(PagingSettings::default()).smtp_configured());
+        let to = vec![
+            "oncall@example.com".to_string(),
+            " Ana Lopes <ana@example.com> ".to_string(),
+        ];
+        let body = "Résumé de l'incident INC-7 — la base est revenue ✅\nDurée : 42 min\n";
+        pagers
+            .send_mail(&to, "Postmortem: INC-7\ndb down", body)
+            .await
+            .unwrap();
+        let mails = sink.messages();
+        assert_eq!(mails.len(), 1);
+        let mail = &mails[0];
+        assert_eq!(mail.from, "warroom@example.com");
+        assert_eq!(mail.to, ["oncall@example.com", "ana@example.com"]);
+        assert!(
+            mail.data.contains("Subject: Postmortem: INC-7 db down\r\n"),
+            "{}",
+            mail.data
+        );
+        assert!(
+            mail.data
+                .to_ascii_lowercase()
+                .contains("content-type: text/plain; charset=utf-8"),
+            "{}",
+            mail.data
+        );
+        assert!(mail.data.contains("oncall@example.com"), "{}", mail.data);
+        assert!(mail.data.contains("ana@example.com"), "{}", mail.data);
+        // The SMTP framing adds a line break at the end.
+        assert_eq!(
+            decoded_body(&mail.data).replace("\r\n", "\n").trim_end(),
+            body.trim_end(),
+            "{}",
+            mail.data
+        );
+    }
+
+    #[tokio::test]
+    async fn send_mail_refuses_what_it_cannot_send() {
+        let sink = SmtpSink::start().await.unwrap();
+        let pagers = smtp_pagers(sink.port());
+        let err = pagers.send_mail(&[], "s", "b").await.unwrap_err();
+        assert!(
+            matches!(&err, DeliveryError::Fatal(r) if r.contains("no recipients")),
+            "{err:?}"
+        );
+        let to = ["ok@example.com".to_string(), "not an address".to_string()];
+        let err = pagers.send_mail(&to, "s", "b").await.unwrap_err();
+        assert!(
+            matches!(&err, DeliveryError::Fatal(r) if r.contains("not an address")),
+            "{err:?}"
+        );
+        assert!(sink.messages().is_empty());
+        let err = Pagers::new(PagingSettings::default())
+            .send_mail(&["ok@example.com".to_string()], "s", "b")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, DeliveryError::Fatal(r) if r.contains("SMTP_HOST")),
+            "{err:?}"
+        );
+        sink.fail_next(1);
+        let err = pagers
+            .send_mail(&["ok@example.com".to_string()], "s", "b")
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable(), "{err:?}");
     }
 
     #[test]

@@ -211,7 +211,7 @@ pub async fn perform(
                 )),
             }))
         }
-        Effect::AcknowledgePagers => {
+        Effect::AcknowledgePagers | Effect::ResolvePagers => {
             let mut keys: Vec<&str> = Vec::new();
             for contact in ctx.config.contacts.values() {
                 if let Some(key) = &contact.pagerduty_routing_key {
@@ -221,10 +221,13 @@ pub async fn perform(
                     }
                 }
             }
+            let dedup = pagerduty_dedup_key(incident.number);
             for key in &keys {
-                ctx.pagers
-                    .pagerduty_acknowledge(key, &pagerduty_dedup_key(incident.number))
-                    .await?;
+                if matches!(effect, Effect::ResolvePagers) {
+                    ctx.pagers.pagerduty_resolve(key, &dedup).await?;
+                } else {
+                    ctx.pagers.pagerduty_acknowledge(key, &dedup).await?;
+                }
             }
             Ok(JobOutcome::none())
         }
@@ -246,7 +249,10 @@ fn secret(value: &Option<secrecy::SecretString>) -> Result<&str, JobError> {
 pub fn is_paging_effect(effect: &Effect) -> bool {
     matches!(
         effect,
-        Effect::EscalationStep { .. } | Effect::Page { .. } | Effect::AcknowledgePagers
+        Effect::EscalationStep { .. }
+            | Effect::Page { .. }
+            | Effect::AcknowledgePagers
+            | Effect::ResolvePagers
     )
 }
 

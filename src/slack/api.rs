@@ -289,4 +289,41 @@ impl SlackApi {
         self.call(session.views_open(&req)).await?;
         Ok(())
     }
+
+    /// Uploads a text file into `channel` (files.getUploadURLExternal, the upload, then
+    /// files.completeUploadExternal). Returns the file id.
+    pub async fn upload_text_file(
+        &self,
+        channel: &str,
+        filename: &str,
+        title: &str,
+        content: &str,
+        comment: &str,
+    ) -> SlackResult<String> {
+        let session = self.client.open_session(&self.token);
+        let url_req =
+            SlackApiFilesGetUploadUrlExternalRequest::new(filename.to_string(), content.len());
+        let target = self.call(session.get_upload_url_external(&url_req)).await?;
+        let upload = SlackApiFilesUploadViaUrlRequest::new(
+            target.upload_url.clone(),
+            content.as_bytes().to_vec(),
+            "text/markdown".to_string(),
+        );
+        match self.call(session.files_upload_via_url(&upload)).await {
+            Ok(_) => {}
+            // The upload endpoint answers plain text ("OK - 123"), which is not JSON.
+            Err(SlackCallError::Transient(e)) if e.contains("JSON") || e.contains("json") => {}
+            Err(e) => return Err(e),
+        }
+        let complete =
+            SlackApiFilesCompleteUploadExternalRequest::new(vec![SlackApiFilesComplete::new(
+                target.file_id.clone(),
+            )
+            .with_title(title.to_string())])
+            .with_channel_id(channel.into())
+            .with_initial_comment(comment.to_string());
+        self.call(session.files_complete_upload_external(&complete))
+            .await?;
+        Ok(target.file_id.to_string())
+    }
 }

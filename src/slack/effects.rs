@@ -4,6 +4,9 @@
 use crate::app::AppContext;
 use crate::core::{pin_key, ChannelName, Effect, Incident, TimelineEvent, TimelineKind, WarRoom};
 use crate::jobs::{JobChange, JobError, JobOutcome};
+use crate::resolution::{self, Publication};
+use crate::templates::Template;
+use slack_morphism::prelude::SlackMessageContent;
 
 use super::api::{SlackApi, SlackCallError};
 use super::render;
@@ -227,9 +230,104 @@ pub async fn perform(
                 )),
             }))
         }
-        Effect::EscalationStep { .. } | Effect::Page { .. } | Effect::AcknowledgePagers => Err(
-            JobError::fatal(format!("`{}` is a paging effect", effect.name())),
-        ),
+        Effect::EscalationStep { .. }
+        | Effect::Page { .. }
+        | Effect::AcknowledgePagers
+        | Effect::ResolvePagers => Err(JobError::fatal(format!(
+            "`{}` is a paging effect",
+            effect.name()
+        ))),
+        Effect::PublishAnnouncement => {
+            let text = resolution::render(ctx, incident, Template::InternalAnnouncement).await?;
+            let (channel, place) = match (&ctx.config.slack.announce_channel, &incident.war_room) {
+                (Some(c), _) => (c.clone(), format!("the announce channel ({c})")),
+                (None, Some(room)) => (room.id.clone(), format!("#{}", room.name)),
+                (None, None) => return Err(JobError::retry("no war room yet")),
+            };
+            slack
+                .post(&channel, SlackMessageContent::new().with_text(text))
+                .await?;
+            Ok(published(
+                incident,
+                now,
+                "announcement",
+                format!("Internal announcement posted in {place}"),
+            ))
+        }
+        Effect::PublishStatusPage => {
+            let outcome = resolution::status_page(ctx, incident).await?;
+            publish_or_draft(
+                ctx,
+                slack,
+                incident,
+                now,
+                "status_page",
+                "Status-page update",
+                outcome,
+            )
+            .await
+        }
+        Effect::PublishCustomerEmail => {
+            let outcome = resolution::customer_email(ctx, incident).await?;
+            publish_or_draft(
+                ctx,
+                slack,
+                incident,
+                now,
+                "customer_email",
+                "Customer email",
+                outcome,
+            )
+            .await
+        }
+        Effect::PostReview => {
+            let room = war_room(incident)?;
+            let markdown = resolution::render(ctx, incident, Template::PostIncidentReview).await?;
+            // The copy shared in Slack has `&`, `<` and `>` as entities: Markdown renders them
+            // the same, and no Slack control sequence (`<!channel>`) survives in user text.
+            let text = render::escape(&markdown);
+            let filename = format!("{}-post-incident-review.md", incident.key().to_lowercase());
+            let comment = format!(
+                ":memo: The post-incident review draft for {} is attached. Fill in what went well, \
+                 what went wrong and the action items in the review meeting, then `/incident close`.{}",
+                incident.key(),
+                resolution::links(ctx, incident)
+                    .review
+                    .map(|l| format!(" It is also at {l}"))
+                    .unwrap_or_default()
+            );
+            slack
+                .upload_text_file(
+                    &room.id,
+                    &filename,
+                    &format!("{} post-incident review", incident.key()),
+                    &text,
+                    &comment,
+                )
+                .await?;
+            Ok(published(
+                incident,
+                now,
+                "review",
+                format!("Post-incident review posted in #{} ({filename})", room.name),
+            ))
+        }
+        Effect::ReviewReminder { .. } => {
+            if incident.status != crate::core::Status::Resolved {
+                return Ok(JobOutcome::none());
+            }
+            let room = war_room(incident)?;
+            slack
+                .post(&room.id, render::review_reminder(incident))
+                .await?;
+            let every = chrono::Duration::from_std(ctx.config.review.remind_after)
+                .unwrap_or(chrono::Duration::MAX);
+            Ok(
+                JobOutcome::none().with(JobChange::Enqueue(vec![Effect::ReviewReminder {
+                    due_at: now + every,
+                }])),
+            )
+        }
         Effect::FetchPinnedMessage { message } => {
             let Some((channel, ts)) = parse_message_ref(message) else {
                 return Err(JobError::fatal(format!("`{message}` is not channel:ts")));
@@ -357,4 +455,48 @@ pub async fn send_page_dm(
     let dm = slack.open_dm(user).await?;
     slack.post(&dm, render::page_dm(incident, step)).await?;
     Ok(())
+}
+
+/// A timeline entry saying what was published where (once per incident and kind).
+fn published(
+    incident: &Incident,
+    now: chrono::DateTime<chrono::Utc>,
+    what: &str,
+    text: String,
+) -> JobOutcome {
+    JobOutcome::none().with(JobChange::Timeline {
+        event: TimelineEvent::new(now, None, TimelineKind::Published, text),
+        source_key: Some(format!("published:{}:{what}", incident.number)),
+    })
+}
+
+/// Records a publication, or posts the draft in the war room for a human to paste.
+async fn publish_or_draft(
+    _ctx: &AppContext,
+    slack: &SlackApi,
+    incident: &Incident,
+    now: chrono::DateTime<chrono::Utc>,
+    what: &str,
+    label: &str,
+    outcome: Publication,
+) -> Result<JobOutcome, JobError> {
+    match outcome {
+        Publication::Published(text) => Ok(published(incident, now, what, text)),
+        Publication::Draft {
+            reason,
+            title,
+            body,
+        } => {
+            let room = war_room(incident)?;
+            slack
+                .post(&room.id, render::draft(label, &reason, &title, &body))
+                .await?;
+            Ok(published(
+                incident,
+                now,
+                what,
+                format!("{label} drafted in #{} ({reason})", room.name),
+            ))
+        }
+    }
 }

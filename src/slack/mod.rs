@@ -112,6 +112,7 @@ async fn slash_command(
                 Err(e) => Ok(command_failed(&name, e)),
             },
             Request::OpenForm => Ok(open_form(&state, &cmd)),
+            Request::ResolveForm => resolve_form(&state, &cmd, &name).await,
             Request::Open { severity, title } => {
                 let args = OpenArgs {
                     severity,
@@ -261,6 +262,40 @@ fn open_form(state: &AppState, cmd: &SlashCommand) -> Response {
         }
     });
     StatusCode::OK.into_response()
+}
+
+/// Bare `/incident resolve` in a war room: the resolution form.
+async fn resolve_form(
+    state: &AppState,
+    cmd: &SlashCommand,
+    name: &str,
+) -> Result<Response, AppError> {
+    let found =
+        commands::incident_with_timeline(&state.ctx, IncidentRef::WarRoom(cmd.channel_id.clone()))
+            .await;
+    let incident = match found {
+        Ok(Some((incident, _))) => incident,
+        Ok(None) => return Ok(ephemeral(render::not_a_war_room(name))),
+        Err(e) => return Ok(command_failed(name, e)),
+    };
+    if !incident.status.is_active() {
+        return Ok(ephemeral(format!(
+            ":warning: {} was already resolved: nothing to do.",
+            incident.key()
+        )));
+    }
+    let (Some(api), Some(trigger)) = (state.ctx.slack.clone(), cmd.trigger_id.clone()) else {
+        return Ok(ephemeral(format!(
+            ":warning: Describe the resolution: `{name} resolve <summary>`"
+        )));
+    };
+    let view = render::resolve_modal(&incident);
+    tokio::spawn(async move {
+        if let Err(e) = api.open_view(&trigger, view).await {
+            tracing::warn!(error = %e, "could not open the resolution form");
+        }
+    });
+    Ok(StatusCode::OK.into_response())
 }
 
 /// Slack escapes `&`, `<` and `>` in text it sends; warroom stores the plain text and escapes
@@ -418,8 +453,10 @@ async fn view_submission(
             "view_submission without a view".into(),
         ));
     };
-    if view.get("callback_id").and_then(|c| c.as_str()) != Some(render::OPEN_MODAL) {
-        return Ok(StatusCode::OK.into_response());
+    match view.get("callback_id").and_then(|c| c.as_str()) {
+        Some(render::OPEN_MODAL) => {}
+        Some(render::RESOLVE_MODAL) => return resolve_submission(state, view, user).await,
+        _ => return Ok(StatusCode::OK.into_response()),
     }
     let values = view.pointer("/state/values").cloned().unwrap_or_default();
     let field = |block: &str| -> Option<String> {
@@ -477,6 +514,87 @@ async fn view_submission(
         Err(CommandError::Rejected(reason)) => Ok(Json(json!({
             "response_action": "errors",
             "errors": { "title": reason }
+        }))
+        .into_response()),
+        Err(CommandError::Store(e)) => Err(internal(e)),
+    }
+}
+
+/// Reads a modal's input by block id (text, a selected option, or a radio choice).
+fn view_field(view: &serde_json::Value, block: &str) -> Option<String> {
+    let input = view
+        .pointer("/state/values")?
+        .get(block)?
+        .as_object()?
+        .values()
+        .next()?;
+    input
+        .get("value")
+        .and_then(|v| v.as_str())
+        .or_else(|| {
+            input
+                .pointer("/selected_option/value")
+                .and_then(|v| v.as_str())
+        })
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+async fn resolve_submission(
+    state: &AppState,
+    view: &serde_json::Value,
+    user: &str,
+) -> Result<Response, AppError> {
+    let number = view
+        .get("private_metadata")
+        .and_then(|m| m.as_str())
+        .and_then(|m| m.parse::<i64>().ok())
+        .ok_or_else(|| AppError::BadRequest("resolution form without its incident".into()))?;
+    let Some(summary) = view_field(view, "summary") else {
+        return Ok(Json(json!({
+            "response_action": "errors",
+            "errors": { "summary": "a resolution needs a summary" }
+        }))
+        .into_response());
+    };
+    let field = |b: &str| view_field(view, b).unwrap_or_default();
+    let resolution = crate::core::Resolution {
+        summary,
+        impact: field("impact"),
+        root_cause: field("root_cause"),
+        fix: field("fix"),
+        pr: field("pr"),
+        follow_ups: field("follow_ups")
+            .lines()
+            .map(|l| {
+                l.trim()
+                    .trim_start_matches(['-', '*', '•'])
+                    .trim()
+                    .to_string()
+            })
+            .filter(|l| !l.is_empty())
+            .collect(),
+        customer_facing: false,
+        resolved_by: String::new(),
+    };
+    let customer_facing = view_field(view, "customer_facing").map(|v| v == "yes");
+    let view_id = view.get("id").and_then(|v| v.as_str()).unwrap_or_default();
+    let result = commands::run_command(
+        &state.ctx,
+        IncidentRef::Number(number),
+        Command::Resolve {
+            resolution,
+            customer_facing,
+        },
+        user,
+        (!view_id.is_empty()).then(|| format!("slack:view:{view_id}")),
+    )
+    .await;
+    match result {
+        Ok(_) => Ok(StatusCode::OK.into_response()),
+        Err(CommandError::Rejected(reason)) => Ok(Json(json!({
+            "response_action": "errors",
+            "errors": { "summary": reason }
         }))
         .into_response()),
         Err(CommandError::Store(e)) => Err(internal(e)),

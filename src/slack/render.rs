@@ -172,6 +172,18 @@ pub fn kickoff(incident: &Incident) -> SlackMessageContent {
         );
     }
     blocks.push(SlackDividerBlock::new().into());
+    if let (Some(at), Some(r)) = (incident.resolved_at, &incident.resolution) {
+        blocks.push(
+            SlackSectionBlock::new()
+                .with_text(md!(
+                    ":white_check_mark: *Resolved* by {} at {}: {}",
+                    user(&r.resolved_by),
+                    clock(at),
+                    escape(&r.summary)
+                ))
+                .into(),
+        );
+    }
     match &incident.acknowledged {
         Some(ack) => blocks.push(
             SlackSectionBlock::new()
@@ -480,6 +492,30 @@ pub fn target_warning(incident: &Incident, breached: bool) -> SlackMessageConten
     SlackMessageContent::new().with_text(text)
 }
 
+/// A communication warroom could not send itself, posted for a human to paste.
+pub fn draft(label: &str, reason: &str, title: &str, body: &str) -> SlackMessageContent {
+    let body: String = body.chars().take(3500).collect();
+    SlackMessageContent::new().with_text(format!(
+        ":memo: *{label} — draft to paste* ({})\n*{}*\n```{}```",
+        escape(reason),
+        escape(title),
+        escape(&body).replace("```", "ˋˋˋ")
+    ))
+}
+
+/// The reminder that the post-incident review is due.
+pub fn review_reminder(incident: &Incident) -> SlackMessageContent {
+    SlackMessageContent::new().with_text(format!(
+        ":spiral_note_pad: {} was resolved {}: its post-incident review is due. Hold the review, \
+         record the action items, then `/incident close`.",
+        incident.key(),
+        incident
+            .resolved_at
+            .map(|t| format!("on {}", date_time(t)))
+            .unwrap_or_default()
+    ))
+}
+
 /// Callback id of the declaration form.
 pub const OPEN_MODAL: &str = "open_incident";
 
@@ -525,6 +561,64 @@ pub fn open_modal(channel: &str) -> SlackView {
     match serde_json::from_value(view) {
         Ok(view) => view,
         Err(e) => unreachable!("the declaration form is a valid view: {e}"),
+    }
+}
+
+/// Callback id of the resolution form.
+pub const RESOLVE_MODAL: &str = "resolve_incident";
+
+/// The resolution form for bare `/incident resolve`.
+pub fn resolve_modal(incident: &Incident) -> SlackView {
+    let text = |block: &str, label: &str, multiline: bool, optional: bool| {
+        serde_json::json!({
+            "type": "input", "block_id": block, "optional": optional,
+            "label": { "type": "plain_text", "text": label },
+            "element": { "type": "plain_text_input", "action_id": block, "multiline": multiline }
+        })
+    };
+    let title: String = format!("Resolve {}", incident.key())
+        .chars()
+        .take(24)
+        .collect();
+    let view = serde_json::json!({
+        "type": "modal",
+        "callback_id": RESOLVE_MODAL,
+        "private_metadata": incident.number.to_string(),
+        "title": { "type": "plain_text", "text": title },
+        "submit": { "type": "plain_text", "text": "Resolve" },
+        "close": { "type": "plain_text", "text": "Cancel" },
+        "blocks": [
+            text("summary", "Summary", true, false),
+            text("impact", "Impact (who was affected, how)", true, true),
+            text("root_cause", "Root cause", true, true),
+            text("fix", "Fix", true, true),
+            {
+                "type": "input", "block_id": "pr", "optional": true,
+                "label": { "type": "plain_text", "text": "Pull request" },
+                "element": { "type": "url_text_input", "action_id": "pr" }
+            },
+            text("follow_ups", "Follow-ups (one per line)", true, true),
+            {
+                "type": "input", "block_id": "customer_facing",
+                "label": { "type": "plain_text", "text": "Customer-facing?" },
+                "element": {
+                    "type": "radio_buttons", "action_id": "customer_facing",
+                    "initial_option": if incident.severity.is_major() {
+                        serde_json::json!({ "text": { "type": "plain_text", "text": "Yes: update the status page and email customers" }, "value": "yes" })
+                    } else {
+                        serde_json::json!({ "text": { "type": "plain_text", "text": "No: internal only" }, "value": "no" })
+                    },
+                    "options": [
+                        { "text": { "type": "plain_text", "text": "Yes: update the status page and email customers" }, "value": "yes" },
+                        { "text": { "type": "plain_text", "text": "No: internal only" }, "value": "no" }
+                    ]
+                }
+            }
+        ]
+    });
+    match serde_json::from_value(view) {
+        Ok(view) => view,
+        Err(e) => unreachable!("the resolution form is a valid view: {e}"),
     }
 }
 

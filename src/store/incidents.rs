@@ -15,7 +15,8 @@ use crate::core::{
 
 const INCIDENT_COLUMNS: &str = "number, title, description, severity, status, platform, \
      declared_by, declared_in, declared_at, target_at, channel_name, war_room_id, war_room_name, \
-     kickoff_ref, acknowledged_by, acknowledged_at, resolved_at";
+     kickoff_ref, acknowledged_by, acknowledged_at, resolved_at, resolution, fix_deployed_at, \
+     closed_at";
 
 /// Takes the next incident number (INC-n). Serialised by the counter row's lock.
 pub async fn next_incident_number(conn: &mut AnyConnection) -> StoreResult<i64> {
@@ -208,7 +209,22 @@ pub async fn active_incidents(conn: &mut AnyConnection) -> StoreResult<Vec<Incid
     Ok(out)
 }
 
-/// Every incident number, oldest first (for listings and tests).
+/// The most recent incidents, newest first, whatever their status (the dashboard).
+pub async fn recent_incidents(conn: &mut AnyConnection, limit: i64) -> StoreResult<Vec<Incident>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {INCIDENT_COLUMNS} FROM incidents ORDER BY number DESC LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        out.push(complete(conn, incident_from_row(row)?).await?);
+    }
+    Ok(out)
+}
+
+/// How many incidents exist.
 pub async fn incident_count(conn: &mut AnyConnection) -> StoreResult<i64> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM incidents")
         .fetch_one(conn)
@@ -265,6 +281,9 @@ fn incident_from_row(row: &AnyRow) -> StoreResult<Incident> {
     let war_room_id: Option<String> = row.try_get("war_room_id")?;
     let war_room_name: Option<String> = row.try_get("war_room_name")?;
     let resolved_at: Option<i64> = row.try_get("resolved_at")?;
+    let resolution: Option<String> = row.try_get("resolution")?;
+    let fix_deployed_at: Option<i64> = row.try_get("fix_deployed_at")?;
+    let closed_at: Option<i64> = row.try_get("closed_at")?;
     Ok(Incident {
         number: row.try_get("number")?,
         title: row.try_get("title")?,
@@ -289,6 +308,11 @@ fn incident_from_row(row: &AnyRow) -> StoreResult<Incident> {
             row.try_get("acknowledged_at")?,
         )?,
         resolved_at: resolved_at.map(from_ms).transpose()?,
+        resolution: resolution
+            .map(|r| serde_json::from_str(&r).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()?,
+        fix_deployed_at: fix_deployed_at.map(from_ms).transpose()?,
+        closed_at: closed_at.map(from_ms).transpose()?,
         checklist: Vec::new(),
         roles: BTreeMap::new(),
     })
@@ -333,13 +357,28 @@ pub async fn apply_change(
     match change {
         Change::Status(status) => {
             let resolved_at = (*status == Status::Resolved).then(|| ms(now));
+            let closed_at = (*status == Status::Closed).then(|| ms(now));
             sqlx::query(
                 "UPDATE incidents SET status = $1, resolved_at = COALESCE($2, resolved_at), \
-                 updated_at = $3 WHERE number = $4",
+                 closed_at = COALESCE($3, closed_at), updated_at = $4 WHERE number = $5",
             )
             .bind(status.as_str())
             .bind(resolved_at)
+            .bind(closed_at)
             .bind(ms(now))
+            .bind(incident)
+            .execute(conn)
+            .await?;
+        }
+        Change::Resolved(resolution) => {
+            let json = serde_json::to_string(resolution)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query(
+                "UPDATE incidents SET status = 'resolved', resolved_at = $1, resolution = $2, \
+                 updated_at = $1 WHERE number = $3",
+            )
+            .bind(ms(now))
+            .bind(json)
             .bind(incident)
             .execute(conn)
             .await?;

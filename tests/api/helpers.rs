@@ -176,6 +176,13 @@ async fn start(
         ("SMTP_PORT", smtp.port().to_string()),
         ("SMTP_TLS", "none".to_string()),
         ("SMTP_FROM", "warroom <warroom@acme.test>".to_string()),
+        ("STATUSPAGE_API_KEY", "sp-key".to_string()),
+        ("STATUSPAGE_PAGE_ID", "page1".to_string()),
+        ("STATUSPAGE_API_URL", slack.hook_url("statuspage")),
+        (
+            "WARROOM_PUBLIC_URL",
+            "https://warroom.acme.test".to_string(),
+        ),
     ];
     let lookup = |k: &str| {
         vars.iter()
@@ -184,12 +191,15 @@ async fn start(
     };
     let env = Environment::from_lookup(lookup).expect("test environment");
     let paging = PagingSettings::from_lookup(lookup).expect("test paging settings");
+    let statuspage = warroom::publish::StatuspageSettings::from_lookup(lookup)
+        .expect("test status page settings");
     let app = App::build(Settings {
         config,
         env,
         clock: clock.clone(),
         workers,
         paging,
+        statuspage,
     })
     .await
     .expect("app builds");
@@ -471,12 +481,20 @@ impl TestApp {
     }
 }
 
-/// Every string Slack was sent, for leak checks.
+/// Every string Slack was sent (parameters of every call, and raw uploads), for leak checks.
 pub fn everything_sent(slack: &SlackEmulator) -> String {
     slack
         .calls()
         .iter()
-        .map(|c| c.params.to_string())
+        .filter(|c| c.kind != warroom::emulator::CallKind::Hook)
+        .map(|c| {
+            format!(
+                "{} {} {}",
+                c.method,
+                c.params,
+                String::from_utf8_lossy(&c.body)
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -6,6 +6,7 @@ mod escalation;
 mod helpers;
 mod open;
 mod queue;
+mod resolution;
 mod war_room;
 
 /// Generates `sqlite::<test>` and `postgres::<test>` for each `async fn <test>(Backend)`.

@@ -1,0 +1,216 @@
+//! The read-only web pages: `GET /incidents` (dashboard), `/incidents/{n}` (incident and
+//! timeline), `/incidents/{n}/review.md` (the post-incident review document).
+//!
+//! Loopback clients see them as they are (unless a proxy forwarded the request). Anyone else
+//! needs a link the bot posted — its `token` query parameter is an HMAC of the path — or
+//! `Authorization: Bearer $WARROOM_WEB_TOKEN`. Anything else gets 401.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use hmac::{Hmac, Mac};
+use secrecy::ExposeSecret;
+use sha2::Sha256;
+
+use crate::app::AppContext;
+use crate::commands::{self, IncidentRef};
+use crate::http::{AppError, AppState};
+use crate::templates::Template;
+
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/incidents", get(dashboard))
+        .route("/incidents/{number}", get(incident_page))
+        .route("/incidents/{number}/review.md", get(review))
+        .route_layer(middleware::from_fn_with_state(state, require_access))
+}
+
+/// The `token` for a link to `path` (an HMAC of the path with the server's web key).
+pub fn link_token(ctx: &AppContext, path: &str) -> String {
+    let mut mac = match Hmac::<Sha256>::new_from_slice(&ctx.web_key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC accepts keys of any length"),
+    };
+    mac.update(path.as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
+}
+
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+async fn require_access(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let headers: &HeaderMap = request.headers();
+    let query: TokenQuery = Query::try_from_uri(request.uri())
+        .map(|Query(q)| q)
+        .unwrap_or(TokenQuery { token: None });
+    let connect = request.extensions().get::<ConnectInfo<SocketAddr>>();
+    let forwarded = headers.contains_key("x-forwarded-for") || headers.contains_key("forwarded");
+    let loopback = connect.map(|c| c.0.ip().is_loopback()).unwrap_or(false) && !forwarded;
+    let path = request.uri().path().to_string();
+    let token_ok = query.token.as_deref().is_some_and(|t| {
+        let want = link_token(&state.ctx, &path);
+        constant_time_eq(t.as_bytes(), want.as_bytes())
+    });
+    let bearer_ok = match (&state.web_token, headers.get(header::AUTHORIZATION)) {
+        (Some(secret), Some(value)) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| {
+                constant_time_eq(t.trim().as_bytes(), secret.expose_secret().as_bytes())
+            }),
+        _ => false,
+    };
+    if loopback || token_ok || bearer_ok {
+        next.run(request).await
+    } else {
+        AppError::Unauthorized("a link posted by warroom or a bearer token is needed")
+            .into_response()
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Escapes text for HTML.
+pub fn html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(title: &str, body: &str) -> Html<String> {
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{}</title>\
+         <style>body{{font:15px system-ui,sans-serif;margin:2em;max-width:60em}}\
+         table{{border-collapse:collapse}}td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}}\
+         .muted{{color:#666}}</style></head><body>{body}</body></html>",
+        html(title)
+    ))
+}
+
+async fn dashboard(State(state): State<AppState>) -> Result<Response, AppError> {
+    let mut conn = state.ctx.store.acquire().await.map_err(internal)?;
+    let incidents = crate::store::recent_incidents(&mut conn, 200)
+        .await
+        .map_err(internal)?;
+    let now = state.ctx.clock.now();
+    let mut rows = String::new();
+    for i in &incidents {
+        let age = crate::core::human_duration((now - i.declared_at).to_std().unwrap_or_default());
+        rows.push_str(&format!(
+            "<tr><td><a href=\"/incidents/{n}\">{key}</a></td><td>{sev}</td><td>{title}</td>\
+             <td>{status}</td><td>{declared}</td><td>{age}</td><td>{commander}</td></tr>",
+            n = i.number,
+            key = i.key(),
+            sev = i.severity,
+            title = html(&i.title),
+            status = i.status,
+            declared = i.declared_at.format("%Y-%m-%d %H:%M UTC"),
+            age = html(&age),
+            commander = html(i.commander().map(String::as_str).unwrap_or("—")),
+        ));
+    }
+    let body = format!(
+        "<h1>Incidents</h1><table><tr><th>Incident</th><th>Severity</th><th>Title</th>\
+         <th>Status</th><th>Declared</th><th>Age</th><th>Commander</th></tr>{rows}</table>"
+    );
+    Ok(page("warroom — incidents", &body).into_response())
+}
+
+fn parse_number(raw: &str) -> Result<i64, AppError> {
+    raw.trim_start_matches("INC-")
+        .parse::<i64>()
+        .map_err(|_| AppError::BadRequest(format!("`{raw}` is not an incident number")))
+}
+
+async fn incident_page(
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+) -> Result<Response, AppError> {
+    let number = parse_number(&number)?;
+    let Some((incident, events)) =
+        commands::incident_with_timeline(&state.ctx, IncidentRef::Number(number))
+            .await
+            .map_err(internal)?
+    else {
+        return Ok((StatusCode::NOT_FOUND, "no such incident").into_response());
+    };
+    let mut body = format!(
+        "<h1>{} · {} · {}</h1><p>Status <b>{}</b> · declared by {} at {} · target {}</p>",
+        incident.key(),
+        incident.severity,
+        html(&incident.title),
+        incident.status,
+        html(&incident.declared_by),
+        incident.declared_at.format("%Y-%m-%d %H:%M UTC"),
+        incident.target_at.format("%Y-%m-%d %H:%M UTC"),
+    );
+    if let Some(r) = &incident.resolution {
+        body.push_str(&format!("<p><b>Resolution:</b> {}</p>", html(&r.summary)));
+    }
+    body.push_str("<h2>Timeline (UTC)</h2><table>");
+    for e in &events {
+        body.push_str(&format!(
+            "<tr><td class=\"muted\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            e.at.format("%Y-%m-%d %H:%M:%S"),
+            html(e.actor.as_deref().unwrap_or("warroom")),
+            e.kind.as_str(),
+            html(&e.text)
+        ));
+    }
+    body.push_str("</table>");
+    body.push_str(&format!(
+        "<p><a href=\"/incidents/{}/review.md\">Post-incident review (Markdown)</a></p>",
+        incident.number
+    ));
+    Ok(page(&incident.key(), &body).into_response())
+}
+
+async fn review(
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+) -> Result<Response, AppError> {
+    let number = parse_number(&number)?;
+    let incident = {
+        let mut conn = state.ctx.store.acquire().await.map_err(internal)?;
+        crate::store::get_incident(&mut conn, number)
+            .await
+            .map_err(internal)?
+    };
+    let Some(incident) = incident else {
+        return Ok((StatusCode::NOT_FOUND, "no such incident").into_response());
+    };
+    let text = crate::resolution::render(&state.ctx, &incident, Template::PostIncidentReview)
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("{e:?}")))?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+        text,
+    )
+        .into_response())
+}
+
+fn internal(e: impl std::fmt::Display) -> AppError {
+    AppError::Internal(anyhow::anyhow!("{e}"))
+}

@@ -1,0 +1,407 @@
+//! Resolution: the announcement, the status page, the customer email and the review.
+
+use std::time::Duration;
+
+use crate::helpers::*;
+use warroom::core::{Status, TimelineKind};
+
+crate::on_both_backends!(
+    resolve_by_command_publishes_everything,
+    resolve_by_modal_with_statuspage_and_email,
+    failing_publications_recover_without_blocking_each_other,
+    resolving_twice_or_elsewhere_is_refused,
+    review_reminders_until_closed,
+    web_pages_need_loopback_a_link_or_a_token,
+);
+
+const RESOLUTION_CONFIG: &str = r#"
+[slack]
+announce_channel = "C0ANNOUNCE"
+
+[severity.P0]
+escalation = [{ after = "0s", page = ["primary"] }, { after = "15m", page = ["primary"] }]
+
+[contacts.primary]
+slack_user = "U0PRIMARY"
+pagerduty_routing_key = "pd-routing-primary"
+
+[customer_email]
+to = ["customers@acme.test", "status@acme.test"]
+
+[review]
+remind_after = "72h"
+"#;
+
+async fn spawn(backend: Backend) -> TestApp {
+    let mut spawn = Spawn::new(backend);
+    spawn.config = RESOLUTION_CONFIG.to_string();
+    spawn_app_with(spawn).await
+}
+
+fn published(events: &[warroom::core::TimelineEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.kind == TimelineKind::Published)
+        .map(|e| e.text.clone())
+        .collect()
+}
+
+fn resolve_view(number: i64, customer_facing: &str) -> serde_json::Value {
+    let text = |v: &str| serde_json::json!({ "type": "plain_text_input", "value": v });
+    serde_json::json!({
+        "type": "view_submission",
+        "user": { "id": ALICE },
+        "view": {
+            "id": "VRESOLVE1",
+            "callback_id": "resolve_incident",
+            "private_metadata": number.to_string(),
+            "state": { "values": {
+                "summary": { "summary": text("Rolled back <!channel> payment-gateway v1.2.4") },
+                "impact": { "impact": text("42% of card payments failed for 38 minutes") },
+                "root_cause": { "root_cause": text("A connection-pool limit of 10 in v1.2.4") },
+                "fix": { "fix": text("Raised the pool limit and added a regression test") },
+                "pr": { "pr": { "type": "url_text_input", "value": "https://github.com/acme/shop/pull/812" } },
+                "follow_ups": { "follow_ups": text("- Alert on pool saturation\n- Load test gateway releases") },
+                "customer_facing": { "customer_facing": { "type": "radio_buttons", "selected_option": { "value": customer_facing } } }
+            } }
+        }
+    })
+}
+
+async fn resolve_by_command_publishes_everything(backend: Backend) {
+    let app = spawn(backend).await;
+    let inc = app.open("P2", "<!channel> reports are late").await;
+    app.settled().await;
+    let answer = app
+        .in_room(&inc, "resolve restarted the <!here> report worker", ALICE)
+        .await;
+    assert!(answer.text().contains("resolved"), "{answer:?}");
+    app.settled().await;
+    let incident = app.incident(1).await.unwrap();
+    assert_eq!(incident.status, Status::Resolved);
+    let resolution = incident.resolution.unwrap();
+    assert_eq!(resolution.summary, "restarted the <!here> report worker");
+    assert!(
+        !resolution.customer_facing,
+        "P2 without an answer is internal"
+    );
+    // The internal announcement in the announce channel.
+    let announcement = app
+        .slack
+        .posts_to(ANNOUNCE)
+        .into_iter()
+        .find(|c| c.params["text"].to_string().contains("restarted"))
+        .expect("announcement posted");
+    let text = announcement.params["text"].as_str().unwrap();
+    assert!(text.contains("INC-1") && text.contains("P2"), "{text}");
+    assert!(text.contains("&lt;!here&gt;"), "escaped: {text}");
+    // Status page and email are drafts in the war room (not customer-facing).
+    let room_texts: Vec<String> = app
+        .slack
+        .posts_to(&inc.room)
+        .iter()
+        .map(|c| c.params["text"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        room_texts
+            .iter()
+            .any(|t| t.contains("Status-page update — draft")),
+        "{room_texts:#?}"
+    );
+    assert!(
+        room_texts
+            .iter()
+            .any(|t| t.contains("Customer email — draft")),
+        "{room_texts:#?}"
+    );
+    assert!(app.slack.hooks("statuspage").is_empty());
+    assert!(app.smtp.messages().is_empty());
+    // The review, uploaded into the war room.
+    let complete = app
+        .slack
+        .ok_calls("files.completeUploadExternal")
+        .into_iter()
+        .next()
+        .expect("review uploaded");
+    assert_eq!(complete.params["channel_id"], inc.room.as_str());
+    let file_id = complete.params["files"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let review = String::from_utf8(app.slack.uploaded(&file_id).unwrap().to_vec()).unwrap();
+    assert!(
+        review.contains("INC-1") && review.contains("restarted the &lt;!here&gt; report worker"),
+        "{review}"
+    );
+    assert!(review.contains("Timeline"), "{review}");
+    // Paging stopped, PagerDuty resolved, and no raw <!channel>/<!here> reached Slack.
+    assert!(app
+        .slack
+        .hooks("pagerduty")
+        .iter()
+        .any(|h| h.params["event_action"] == "resolve"));
+    let sent = everything_sent(&app.slack);
+    let leaks: Vec<&str> = sent
+        .lines()
+        .filter(|l| l.contains("<!channel>") || l.contains("<!here>"))
+        .collect();
+    assert!(leaks.is_empty(), "{leaks:#?}");
+    let published = published(&app.timeline(1).await);
+    assert_eq!(published.len(), 4, "{published:#?}");
+    let kickoff = app.slack.message(&inc.room, &inc.kickoff_ts).unwrap();
+    assert!(kickoff["blocks"].to_string().contains("Resolved"));
+}
+
+async fn resolve_by_modal_with_statuspage_and_email(backend: Backend) {
+    let app = spawn(backend).await;
+    let inc = app.open("P0", "checkout is down").await;
+    app.in_room(&inc, "ack", PRIMARY).await;
+    let form = app.in_room(&inc, "resolve", ALICE).await;
+    assert_eq!(form.status, 200);
+    let opened = app
+        .eventually("the resolution form", |s| {
+            s.ok_calls("views.open")
+                .into_iter()
+                .find(|c| c.params["view"]["callback_id"] == "resolve_incident")
+        })
+        .await;
+    assert_eq!(opened.params["view"]["private_metadata"], "1");
+    let submitted = app.interaction(&resolve_view(1, "yes")).await;
+    assert_eq!(submitted.status, 200, "{submitted:?}");
+    app.settled().await;
+    let incident = app.incident(1).await.unwrap();
+    let r = incident.resolution.clone().unwrap();
+    assert!(r.customer_facing);
+    assert_eq!(
+        r.follow_ups,
+        ["Alert on pool saturation", "Load test gateway releases"]
+    );
+    assert_eq!(r.pr, "https://github.com/acme/shop/pull/812");
+    // Statuspage: one resolved incident with the rendered body.
+    let sp = app.slack.hooks("statuspage");
+    assert_eq!(sp.len(), 1, "{sp:#?}");
+    assert_eq!(sp[0].header("authorization"), Some("OAuth sp-key"));
+    let body = sp[0].params["incident"]["body"].as_str().unwrap();
+    assert_eq!(sp[0].params["incident"]["status"], "resolved");
+    assert!(
+        body.contains("checkout is down") && body.contains("UTC"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("&lt;"),
+        "no HTML entities on the status page: {body}"
+    );
+    // The customer email, to the configured audience.
+    let mails = app.smtp.messages();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let mut to = mails[0].to.clone();
+    to.sort();
+    assert_eq!(to, ["customers@acme.test", "status@acme.test"]);
+    assert!(mails[0].data.contains("Subject:"), "{}", mails[0].data);
+    assert!(
+        mails[0].data.contains("checkout is down"),
+        "{}",
+        mails[0].data
+    );
+    // The announcement carries the facts.
+    let announcement = app
+        .slack
+        .posts_to(ANNOUNCE)
+        .into_iter()
+        .find(|c| {
+            c.params["text"].to_string().contains("Root cause")
+                || c.params["text"].to_string().contains("root cause")
+        })
+        .expect("announcement with the root cause");
+    let text = announcement.params["text"].as_str().unwrap();
+    for fact in [
+        "connection-pool limit",
+        "Raised the pool limit",
+        "pull/812",
+        "Alert on pool saturation",
+        "&lt;!channel&gt;",
+    ] {
+        assert!(text.contains(fact), "{fact} in {text}");
+    }
+    let published = published(&app.timeline(1).await);
+    assert!(
+        published.iter().any(|p| p.contains("Status page updated")),
+        "{published:#?}"
+    );
+    assert!(
+        published
+            .iter()
+            .any(|p| p.contains("Customer email") && p.contains("2 recipient")),
+        "{published:#?}"
+    );
+    // The review over HTTP (loopback) has the whole story.
+    let review = app.get("/incidents/1/review.md").await;
+    assert_eq!(review.status, 200);
+    for fact in [
+        "INC-1",
+        "P0",
+        "Root cause",
+        "connection-pool limit",
+        "- [ ] Alert on pool saturation",
+        "Acknowledged",
+    ] {
+        assert!(review.body.contains(fact), "{fact} in {}", review.body);
+    }
+}
+
+async fn failing_publications_recover_without_blocking_each_other(backend: Backend) {
+    let app = spawn(backend).await;
+    let inc = app.open("P1", "search is down").await;
+    app.slack.fail_next("hook/statuspage", 3);
+    app.smtp.fail_next(2);
+    let submitted = app.interaction(&resolve_view(1, "yes")).await;
+    assert_eq!(submitted.status, 200);
+    // The announcement and the review do not wait for the failing ones.
+    app.eventually("the announcement", |s| {
+        s.posts_to(ANNOUNCE)
+            .into_iter()
+            .find(|c| c.params["text"].to_string().contains("connection-pool"))
+    })
+    .await;
+    app.eventually("the review", |s| {
+        s.ok_calls("files.completeUploadExternal")
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert!(app.smtp.messages().is_empty());
+    app.advance_until(
+        "status page and email delivered",
+        Duration::from_secs(5),
+        |s| {
+            (s.hooks("statuspage").iter().any(|h| h.status == 200)
+                && !app.smtp.messages().is_empty())
+            .then_some(())
+        },
+    )
+    .await;
+    app.settled().await;
+    assert_eq!(
+        app.slack
+            .hooks("statuspage")
+            .iter()
+            .filter(|h| h.status == 200)
+            .count(),
+        1
+    );
+    assert_eq!(app.smtp.messages().len(), 1);
+    let published = published(&app.timeline(1).await);
+    assert_eq!(published.len(), 4, "{published:#?}");
+    let _ = inc;
+}
+
+async fn resolving_twice_or_elsewhere_is_refused(backend: Backend) {
+    let app = spawn(backend).await;
+    let elsewhere = app.command("resolve all good").await;
+    assert!(elsewhere.text().contains("war room"), "{elsewhere:?}");
+    let inc = app.open("P3", "typo on pricing page").await;
+    app.in_room(&inc, "resolve fixed the typo", ALICE).await;
+    app.settled().await;
+    let jobs_before = app.jobs().await.len();
+    let again = app.in_room(&inc, "resolve fixed it again", ALICE).await;
+    assert!(again.text().contains("already resolved"), "{again:?}");
+    let form_again = app.in_room(&inc, "resolve", ALICE).await;
+    assert!(
+        form_again.text().contains("already resolved"),
+        "{form_again:?}"
+    );
+    assert_eq!(app.jobs().await.len(), jobs_before, "nothing new queued");
+    let resolved = app
+        .timeline(1)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == TimelineKind::Resolved)
+        .count();
+    assert_eq!(resolved, 1);
+    let blank = app.in_room(&inc, "close", "U0BOB").await;
+    assert!(blank.text().contains("closed"), "{blank:?}");
+    assert_eq!(app.incident(1).await.unwrap().status, Status::Closed);
+    assert!(app
+        .in_room(&inc, "close", ALICE)
+        .await
+        .text()
+        .contains("already closed"));
+    let open_one = app.open("P3", "another").await;
+    assert!(app
+        .in_room(&open_one, "close", ALICE)
+        .await
+        .text()
+        .contains("resolve it before"));
+}
+
+async fn review_reminders_until_closed(backend: Backend) {
+    let app = spawn(backend).await;
+    let inc = app.open("P1", "queue backlog").await;
+    app.in_room(&inc, "resolve drained the queue", ALICE).await;
+    app.settled().await;
+    let reminders = |app: &TestApp| {
+        app.slack
+            .posts_to(&inc.room)
+            .iter()
+            .filter(|c| c.params["text"].to_string().contains("review is due"))
+            .count()
+    };
+    app.clock.advance(Duration::from_secs(71 * 3600));
+    app.ctx.wake.notify_waiters();
+    app.settled().await;
+    assert_eq!(reminders(&app), 0);
+    app.clock.advance(Duration::from_secs(3600));
+    app.ctx.wake.notify_waiters();
+    app.settled().await;
+    assert_eq!(reminders(&app), 1);
+    app.clock.advance(Duration::from_secs(72 * 3600));
+    app.ctx.wake.notify_waiters();
+    app.settled().await;
+    assert_eq!(reminders(&app), 2, "again until closed");
+    app.in_room(&inc, "close", ALICE).await;
+    app.clock.advance(Duration::from_secs(100 * 3600));
+    app.ctx.wake.notify_waiters();
+    app.settled().await;
+    assert_eq!(reminders(&app), 2, "closed: no more reminders");
+}
+
+async fn web_pages_need_loopback_a_link_or_a_token(backend: Backend) {
+    let app = spawn(backend).await;
+    app.open("P2", "<script>alert(1)</script> cache").await;
+    let page = app.get("/incidents").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("INC-1") && page.body.contains("&lt;script&gt;"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<script>alert"));
+    let one = app.get("/incidents/1").await;
+    assert_eq!(one.status, 200);
+    assert!(one.body.contains("Timeline"));
+    assert_eq!(app.get("/incidents/99").await.status, 404);
+    // Through a proxy (not loopback any more): a link token or the bearer token is needed.
+    let client = reqwest::Client::new();
+    let proxied = client
+        .get(app.url("/incidents/1/review.md"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proxied.status().as_u16(), 401);
+    let token = warroom::web::link_token(&app.ctx, "/incidents/1/review.md");
+    let linked = client
+        .get(app.url(&format!("/incidents/1/review.md?token={token}")))
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(linked.status().as_u16(), 200);
+    let wrong = client
+        .get(app.url("/incidents/1/review.md?token=00000000000000000000000000000000"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+}
