@@ -38,6 +38,8 @@ pub struct AppContext {
     pub public_url: Option<String>,
     /// Key of the HMAC that signs web links.
     pub web_key: Arc<Vec<u8>>,
+    /// For health checks.
+    pub http: reqwest::Client,
 }
 
 /// Everything `App::build` needs.
@@ -126,6 +128,10 @@ impl App {
             statuspage: statuspage.map(crate::publish::Statuspage::new),
             public_url: env.public_url.clone(),
             web_key: Arc::new(web_key),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::limited(3))
+                .build()
+                .context("cannot build the HTTP client")?,
         };
         let listener = TcpListener::bind(env.bind)
             .await

@@ -89,6 +89,20 @@ pub fn parse(text: &str, mention: MentionParser) -> Result<Request, String> {
             }))
         }
         "close" => Ok(Request::Incident(Command::Close)),
+        "hotfix" | "fix" => {
+            let mut words = rest.split_whitespace();
+            let Some(url) = words.next() else {
+                return Err("`hotfix` needs the fix's URL, e.g. `hotfix https://github.com/acme/shop/pull/812 v1.2.4`".into());
+            };
+            let version = words.next().map(str::to_string);
+            if words.next().is_some() {
+                return Err("`hotfix` takes a URL and, optionally, a version".into());
+            }
+            Ok(Request::Incident(Command::LinkHotfix {
+                url: url.to_string(),
+                version,
+            }))
+        }
         "ack" | "acknowledge" => {
             if rest.is_empty() {
                 return Ok(Request::Acknowledge { incident: None });
@@ -221,7 +235,9 @@ pub async fn open_incident(
         ),
         now,
     )?;
-    store::insert_incident(&mut tx, &opened.incident, now).await?;
+    let mut incident = opened.incident.clone();
+    incident.versions_at_open = store::service_versions(&mut tx).await?;
+    store::insert_incident(&mut tx, &incident, now).await?;
     for event in &opened.timeline {
         store::insert_timeline(&mut tx, number, event, None).await?;
     }

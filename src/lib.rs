@@ -12,6 +12,7 @@ pub mod config;
 pub mod core;
 pub mod demo;
 pub mod emulator;
+pub mod health;
 pub mod http;
 pub mod jobs;
 pub mod paging;

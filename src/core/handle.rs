@@ -41,6 +41,11 @@ pub enum Command {
     },
     /// The review is done: close a resolved incident.
     Close,
+    /// Link the fix (a PR or branch URL) and, optionally, the version that carries it.
+    LinkHotfix {
+        url: String,
+        version: Option<String>,
+    },
     /// A chat message was marked for the timeline; `message` identifies it on the platform.
     PinMessage {
         message: String,
@@ -72,6 +77,8 @@ pub enum Change {
     CancelEscalation,
     /// Resolved now, with these facts.
     Resolved(Resolution),
+    /// A fix linked.
+    HotfixLinked(super::hotfix::HotfixLink),
     /// The timeline event with this key is removed (a pin taken back).
     RemoveTimeline {
         source_key: String,
@@ -356,6 +363,36 @@ pub fn handle(
             out.effects.push(Effect::SetWarRoomTopic);
             out.effects.push(Effect::UpdateKickoff);
             out.reply = format!("{key} closed.");
+        }
+        Command::LinkHotfix { url, version } => {
+            require(active, || {
+                format!(
+                    "{key} is {}: link the fix while it is open",
+                    incident.status
+                )
+            })?;
+            let url = super::hotfix::check_link(&url).map_err(CoreError::Invalid)?;
+            let version = version
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty());
+            let link = super::hotfix::HotfixLink {
+                url: url.clone(),
+                version: version.clone(),
+                linked_by: actor.to_string(),
+                linked_at: now,
+            };
+            out.changes.push(Change::HotfixLinked(link));
+            let shown = super::hotfix::display_link(&url);
+            let text = match &version {
+                Some(v) => {
+                    format!("Hotfix linked: {shown} ({v}); warroom watches for {v} in production")
+                }
+                None => format!("Hotfix linked: {shown}; the next deploy counts as the fix"),
+            };
+            out.timeline.push(event(TimelineKind::Deploy, text));
+            out.effects.push(Effect::UpdateKickoff);
+            out.effects.push(Effect::WatchHealth);
+            out.reply = format!("Hotfix {shown} linked to {key}.");
         }
         Command::PinMessage { message } => {
             require(!closed, || format!("{key} is closed"))?;

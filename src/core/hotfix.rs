@@ -77,7 +77,10 @@ pub enum ServiceChange {
 }
 
 /// Folds one observation into a service's state.
-pub fn observe(state: &ServiceState, observation: Observation) -> (ServiceState, Vec<ServiceChange>) {
+pub fn observe(
+    state: &ServiceState,
+    observation: Observation,
+) -> (ServiceState, Vec<ServiceChange>) {
     let mut next = state.clone();
     let mut changes = Vec::new();
     match observation {
@@ -137,13 +140,22 @@ mod tests {
 
     #[test]
     fn github_links_are_shortened() {
-        assert_eq!(display_link("https://github.com/acme/shop/pull/812"), "acme/shop#812");
-        assert_eq!(display_link("https://github.com/acme/shop/pull/812/files"), "acme/shop#812");
+        assert_eq!(
+            display_link("https://github.com/acme/shop/pull/812"),
+            "acme/shop#812"
+        );
+        assert_eq!(
+            display_link("https://github.com/acme/shop/pull/812/files"),
+            "acme/shop#812"
+        );
         assert_eq!(
             display_link("https://github.com/acme/shop/tree/hotfix-1"),
             "https://github.com/acme/shop/tree/hotfix-1"
         );
-        assert_eq!(display_link("https://gitlab.com/x/y/-/merge_requests/3"), "https://gitlab.com/x/y/-/merge_requests/3");
+        assert_eq!(
+            display_link("https://gitlab.com/x/y/-/merge_requests/3"),
+            "https://gitlab.com/x/y/-/merge_requests/3"
+        );
         assert!(check_link("<https://github.com/acme/shop/pull/812>").is_ok());
         assert!(check_link("not a url").is_err());
         assert!(check_link("ftp://x").is_err());
@@ -172,7 +184,12 @@ mod tests {
             }]
         );
         let (s4, c) = observe(&s3, Observation::Failing("HTTP 503".into()));
-        assert_eq!(c, [ServiceChange::Failing { reason: "HTTP 503".into() }]);
+        assert_eq!(
+            c,
+            [ServiceChange::Failing {
+                reason: "HTTP 503".into()
+            }]
+        );
         let (s5, c) = observe(&s4, Observation::Failing("timeout".into()));
         assert!(c.is_empty(), "still failing: no flood");
         let (_, c) = observe(&s5, Observation::Healthy(Some("v1.2.4".into())));

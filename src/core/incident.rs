@@ -187,6 +187,12 @@ pub struct Incident {
     pub closed_at: Option<DateTime<Utc>>,
     pub checklist: Vec<ChecklistItem>,
     pub roles: BTreeMap<Role, UserId>,
+    /// Fixes linked with `hotfix`.
+    pub hotfixes: Vec<super::hotfix::HotfixLink>,
+    /// Versions the health checks reported when the incident was declared (service → version).
+    pub versions_at_open: BTreeMap<String, String>,
+    /// The version the fix replaced (a deploy back to it is a rollback).
+    pub fix_from_version: Option<String>,
 }
 
 /// The facts a resolution records, for the announcement, status page, customer email and review.

@@ -5,6 +5,7 @@
 
 mod channel_name;
 mod handle;
+pub mod hotfix;
 mod incident;
 mod severity;
 
@@ -93,6 +94,18 @@ pub enum Effect {
     StatusReminder { due_at: DateTime<Utc> },
     /// Tell paging providers the incident is resolved (PagerDuty resolve).
     ResolvePagers,
+    /// Keep the health checks of every configured service running (while incidents are open).
+    WatchHealth,
+    /// Post a chat message in the war room (hotfix tracking: deploys, health, rollbacks).
+    PostToWarRoom { text: String },
+    /// Page one person directly (the commander, when a fix is failing).
+    PageUser { user: UserId, reason: String },
+    /// The monitoring window after a fix deploy ends: summarise and offer to resolve.
+    MonitoringWindowEnd {
+        due_at: DateTime<Utc>,
+        started_at: DateTime<Utc>,
+        version: String,
+    },
     /// Post the internal announcement (template `internal-announcement`).
     PublishAnnouncement,
     /// Publish the status-page update, or post it in the war room as a draft.
@@ -131,6 +144,10 @@ impl Effect {
             Effect::StatusReminder { .. } => "status_reminder",
             Effect::TargetWarning { .. } => "target_warning",
             Effect::ResolvePagers => "resolve_pagers",
+            Effect::WatchHealth => "watch_health",
+            Effect::PostToWarRoom { .. } => "post_to_war_room",
+            Effect::PageUser { .. } => "page_user",
+            Effect::MonitoringWindowEnd { .. } => "monitoring_window_end",
             Effect::PublishAnnouncement => "publish_announcement",
             Effect::PublishStatusPage => "publish_status_page",
             Effect::PublishCustomerEmail => "publish_customer_email",
@@ -156,6 +173,8 @@ impl Effect {
                 | Effect::TargetWarning { .. }
                 | Effect::PostReview
                 | Effect::ReviewReminder { .. }
+                | Effect::PostToWarRoom { .. }
+                | Effect::MonitoringWindowEnd { .. }
         )
     }
 
@@ -165,6 +184,7 @@ impl Effect {
             Effect::EscalationStep { due_at, .. }
             | Effect::StatusReminder { due_at }
             | Effect::ReviewReminder { due_at }
+            | Effect::MonitoringWindowEnd { due_at, .. }
             | Effect::TargetWarning { due_at, .. } => Some(*due_at),
             _ => None,
         }
@@ -260,6 +280,9 @@ pub fn open(
         resolution: None,
         fix_deployed_at: None,
         closed_at: None,
+        hotfixes: Vec::new(),
+        versions_at_open: Default::default(),
+        fix_from_version: None,
         checklist,
         roles: Default::default(),
     };
@@ -306,6 +329,7 @@ pub fn open(
         incident.target_at,
         now,
     ));
+    effects.push(Effect::WatchHealth);
     Ok(Opened {
         incident,
         timeline,
@@ -466,6 +490,7 @@ mod tests {
                 "status_reminder",
                 "target_warning",
                 "target_warning",
+                "watch_health",
             ]
         );
         assert_eq!(

@@ -353,6 +353,9 @@ async fn execute(ctx: &AppContext, job: &ClaimedJob) -> Result<JobOutcome, JobEr
     if job.kind == crate::slack::effects::REPLY_JOB {
         return crate::slack::effects::send_replies(ctx, &job.payload).await;
     }
+    if job.kind == crate::health::POLL_JOB {
+        return crate::health::poll(ctx, &job.payload).await;
+    }
     let payload: EffectJob = serde_json::from_str(&job.payload)
         .map_err(|e| JobError::fatal(format!("unreadable job payload: {e}")))?;
     let incident = {
@@ -360,6 +363,11 @@ async fn execute(ctx: &AppContext, job: &ClaimedJob) -> Result<JobOutcome, JobEr
         store::get_incident(&mut conn, payload.incident).await?
     }
     .ok_or_else(|| JobError::fatal(format!("INC-{} does not exist", payload.incident)))?;
+    if matches!(payload.effect, Effect::WatchHealth) {
+        let mut conn = ctx.store.acquire().await?;
+        crate::health::start_polls(&mut conn, ctx, ctx.clock.now()).await?;
+        return Ok(JobOutcome::none());
+    }
     if crate::paging::is_paging_effect(&payload.effect) {
         return crate::paging::perform(ctx, &incident, &payload.effect).await;
     }

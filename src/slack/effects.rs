@@ -237,6 +237,66 @@ pub async fn perform(
             "`{}` is a paging effect",
             effect.name()
         ))),
+        Effect::WatchHealth => Err(JobError::fatal("`watch_health` is run by the job runner")),
+        Effect::PostToWarRoom { text } => {
+            let room = war_room(incident)?;
+            slack
+                .post(
+                    &room.id,
+                    SlackMessageContent::new().with_text(render::core_text(text)),
+                )
+                .await?;
+            Ok(JobOutcome::none())
+        }
+        Effect::PageUser { user, reason } => {
+            let dm = slack.open_dm(user).await?;
+            slack
+                .post(&dm, render::direct_page(incident, reason))
+                .await?;
+            Ok(JobOutcome::none().with(JobChange::Timeline {
+                event: TimelineEvent::new(
+                    now,
+                    None,
+                    TimelineKind::Paged,
+                    format!("Paged @{user} by Slack DM: {reason}"),
+                ),
+                source_key: None,
+            }))
+        }
+        Effect::MonitoringWindowEnd {
+            started_at,
+            version,
+            due_at,
+        } => {
+            if incident.status != crate::core::Status::Monitoring {
+                return Ok(JobOutcome::none());
+            }
+            let room = war_room(incident)?;
+            let failures =
+                crate::health::failures_between(ctx, incident.number, *started_at, *due_at).await?;
+            let window = (*due_at - *started_at).to_std().unwrap_or_default();
+            let content = render::monitoring_summary(incident, version, window, failures);
+            slack.post(&room.id, content).await?;
+            let text = if failures == 0 {
+                format!(
+                    "Fix held: healthy for {} since {version}, 0 failed checks",
+                    crate::core::human_duration(window)
+                )
+            } else {
+                format!(
+                    "Fix under watch: {failures} failed check(s) in the {} after {version}",
+                    crate::core::human_duration(window)
+                )
+            };
+            Ok(JobOutcome::none().with(JobChange::Timeline {
+                event: TimelineEvent::new(now, None, TimelineKind::Health, text),
+                source_key: Some(format!(
+                    "window:{}:{}",
+                    incident.number,
+                    started_at.timestamp_millis()
+                )),
+            }))
+        }
         Effect::PublishAnnouncement => {
             let text = resolution::render(ctx, incident, Template::InternalAnnouncement).await?;
             let (channel, place) = match (&ctx.config.slack.announce_channel, &incident.war_room) {

@@ -334,6 +334,7 @@ struct Interaction {
     #[serde(default)]
     actions: Vec<Action>,
     response_url: Option<String>,
+    trigger_id: Option<String>,
     view: Option<serde_json::Value>,
     container: Option<serde_json::Value>,
     channel: Option<serde_json::Value>,
@@ -397,6 +398,36 @@ async fn block_action(
             )));
         };
         (number, Command::ToggleChecklistItem { position })
+    } else if action.action_id == render::ACTION_RESOLVE {
+        // Offer the resolution form (the trigger is only valid for 3 s: no durable job).
+        let incident = match value.parse::<i64>() {
+            Ok(n) => {
+                let mut conn = state.ctx.store.acquire().await.map_err(internal)?;
+                crate::store::get_incident(&mut conn, n)
+                    .await
+                    .map_err(internal)?
+            }
+            Err(_) => {
+                return Err(AppError::BadRequest(format!(
+                    "resolve button with value `{value}`"
+                )))
+            }
+        };
+        if let (Some(incident), Some(api), Some(trigger)) = (
+            incident,
+            state.ctx.slack.clone(),
+            payload.trigger_id.clone(),
+        ) {
+            if incident.status.is_active() {
+                let view = render::resolve_modal(&incident);
+                tokio::spawn(async move {
+                    if let Err(e) = api.open_view(&trigger, view).await {
+                        tracing::warn!(error = %e, "could not open the resolution form");
+                    }
+                });
+            }
+        }
+        return Ok(());
     } else if action.action_id == render::ACTION_ACKNOWLEDGE {
         let Ok(number) = value.parse::<i64>() else {
             return Err(AppError::BadRequest(format!(

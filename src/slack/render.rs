@@ -120,6 +120,38 @@ pub fn kickoff(incident: &Incident) -> SlackMessageContent {
     }
     blocks.push(SlackSectionBlock::new().with_text(md!(summary)).into());
 
+    let mut deploy_lines = Vec::new();
+    if !incident.versions_at_open.is_empty() {
+        deploy_lines.push(format!(
+            "*Deployed at declaration:* {}",
+            incident
+                .versions_at_open
+                .iter()
+                .map(|(svc, v)| format!("{} {}", escape(svc), escape(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for link in &incident.hotfixes {
+        deploy_lines.push(format!(
+            "*Hotfix:* {}{}",
+            escape(&crate::core::hotfix::display_link(&link.url)),
+            link.version
+                .as_deref()
+                .map(|v| format!(" ({})", escape(v)))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(at) = incident.fix_deployed_at {
+        deploy_lines.push(format!(":rocket: *Fix deployed* at {}", clock(at)));
+    }
+    if !deploy_lines.is_empty() {
+        blocks.push(
+            SlackSectionBlock::new()
+                .with_text(md!(deploy_lines.join("\n")))
+                .into(),
+        );
+    }
     let roles = Role::ALL
         .iter()
         .map(|role| match incident.roles.get(role) {
@@ -513,6 +545,52 @@ pub fn review_reminder(incident: &Incident) -> SlackMessageContent {
             .resolved_at
             .map(|t| format!("on {}", date_time(t)))
             .unwrap_or_default()
+    ))
+}
+
+/// Action id of the Resolve button offered when a fix held.
+pub const ACTION_RESOLVE: &str = "resolve_prompt";
+
+/// The end of a monitoring window: healthy (offer to resolve) or not.
+pub fn monitoring_summary(
+    incident: &Incident,
+    version: &str,
+    window: std::time::Duration,
+    failures: usize,
+) -> SlackMessageContent {
+    let window = human_duration(window);
+    if failures == 0 {
+        let text = format!(
+            ":white_check_mark: The fix held: healthy for {window} since {}, 0 failed checks. Ready to resolve {}?",
+            escape(version),
+            incident.key()
+        );
+        let button = SlackBlockButtonElement::new(pt!("Resolve"))
+            .with_action_id(ACTION_RESOLVE.into())
+            .with_value(incident.number.to_string())
+            .with_style(SlackBlockButtonStyle::Primary);
+        SlackMessageContent::new()
+            .with_text(text.clone())
+            .with_blocks(vec![
+                SlackSectionBlock::new().with_text(md!(text)).into(),
+                SlackActionsBlock::new(vec![button.into()]).into(),
+            ])
+    } else {
+        SlackMessageContent::new().with_text(format!(
+            ":warning: {failures} failed health check(s) in the {window} after {} reached production: the fix may not have held. Consider rollback.",
+            escape(version)
+        ))
+    }
+}
+
+/// A direct page to one person (outside the escalation ladder).
+pub fn direct_page(incident: &Incident, reason: &str) -> SlackMessageContent {
+    SlackMessageContent::new().with_text(format!(
+        ":rotating_light: {} ({}): {} — war room {}",
+        incident.key(),
+        incident.severity,
+        core_text(reason),
+        war_room_link(incident)
     ))
 }
 

@@ -16,7 +16,7 @@ use crate::core::{
 const INCIDENT_COLUMNS: &str = "number, title, description, severity, status, platform, \
      declared_by, declared_in, declared_at, target_at, channel_name, war_room_id, war_room_name, \
      kickoff_ref, acknowledged_by, acknowledged_at, resolved_at, resolution, fix_deployed_at, \
-     closed_at";
+     closed_at, fix_from_version, versions_at_open";
 
 /// Takes the next incident number (INC-n). Serialised by the counter row's lock.
 pub async fn next_incident_number(conn: &mut AnyConnection) -> StoreResult<i64> {
@@ -28,6 +28,75 @@ pub async fn next_incident_number(conn: &mut AnyConnection) -> StoreResult<i64> 
     Ok(n)
 }
 
+/// What a health-checked service last reported.
+pub async fn service_state(
+    conn: &mut AnyConnection,
+    service: &str,
+) -> StoreResult<crate::core::hotfix::ServiceState> {
+    let row = sqlx::query("SELECT version, failing FROM service_states WHERE service = $1")
+        .bind(service)
+        .fetch_optional(conn)
+        .await?;
+    Ok(match row {
+        Some(r) => crate::core::hotfix::ServiceState {
+            version: r.try_get("version")?,
+            failing: r.try_get("failing")?,
+        },
+        None => Default::default(),
+    })
+}
+
+/// Saves what a service reported.
+pub async fn save_service_state(
+    conn: &mut AnyConnection,
+    service: &str,
+    state: &crate::core::hotfix::ServiceState,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO service_states (service, version, failing, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (service) DO UPDATE SET version = excluded.version, \
+         failing = excluded.failing, updated_at = excluded.updated_at",
+    )
+    .bind(service)
+    .bind(state.version.clone())
+    .bind(state.failing.clone())
+    .bind(ms(now))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Every service's last reported version (service → version).
+pub async fn service_versions(conn: &mut AnyConnection) -> StoreResult<BTreeMap<String, String>> {
+    let rows = sqlx::query("SELECT service, version FROM service_states WHERE version IS NOT NULL")
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("service")?, r.try_get("version")?)))
+        .collect()
+}
+
+/// Marks the fix deployed: when, over which version; moves the incident to monitoring.
+pub async fn mark_fix_deployed(
+    conn: &mut AnyConnection,
+    incident: i64,
+    from_version: Option<&str>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE incidents SET fix_deployed_at = $1, fix_from_version = $2, \
+         status = CASE WHEN status IN ('investigating', 'identified') THEN 'monitoring' ELSE status END, \
+         updated_at = $1 WHERE number = $3 AND fix_deployed_at IS NULL",
+    )
+    .bind(ms(now))
+    .bind(from_version.map(str::to_string))
+    .bind(incident)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Stores a new incident with its checklist.
 pub async fn insert_incident(
     conn: &mut AnyConnection,
@@ -36,8 +105,9 @@ pub async fn insert_incident(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO incidents (number, title, description, severity, status, platform, \
-         declared_by, declared_in, declared_at, target_at, channel_name, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         declared_by, declared_in, declared_at, target_at, channel_name, updated_at, \
+         versions_at_open) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(incident.number)
     .bind(&incident.title)
@@ -51,6 +121,10 @@ pub async fn insert_incident(
     .bind(ms(incident.target_at))
     .bind(incident.channel_name.as_str())
     .bind(ms(now))
+    .bind(
+        serde_json::to_string(&incident.versions_at_open)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    )
     .execute(&mut *conn)
     .await?;
     for item in &incident.checklist {
@@ -260,6 +334,23 @@ async fn complete(conn: &mut AnyConnection, mut incident: Incident) -> StoreResu
         map.insert(role, r.try_get("user_id")?);
     }
     incident.roles = map;
+    let links = sqlx::query(
+        "SELECT url, version, linked_by, linked_at FROM hotfix_links WHERE incident = $1 ORDER BY id",
+    )
+    .bind(incident.number)
+    .fetch_all(&mut *conn)
+    .await?;
+    incident.hotfixes = links
+        .iter()
+        .map(|r| {
+            Ok(crate::core::hotfix::HotfixLink {
+                url: r.try_get("url")?,
+                version: r.try_get("version")?,
+                linked_by: r.try_get("linked_by")?,
+                linked_at: from_ms(r.try_get("linked_at")?)?,
+            })
+        })
+        .collect::<StoreResult<_>>()?;
     Ok(incident)
 }
 
@@ -284,6 +375,7 @@ fn incident_from_row(row: &AnyRow) -> StoreResult<Incident> {
     let resolution: Option<String> = row.try_get("resolution")?;
     let fix_deployed_at: Option<i64> = row.try_get("fix_deployed_at")?;
     let closed_at: Option<i64> = row.try_get("closed_at")?;
+    let versions_at_open: Option<String> = row.try_get("versions_at_open")?;
     Ok(Incident {
         number: row.try_get("number")?,
         title: row.try_get("title")?,
@@ -313,6 +405,12 @@ fn incident_from_row(row: &AnyRow) -> StoreResult<Incident> {
             .transpose()?,
         fix_deployed_at: fix_deployed_at.map(from_ms).transpose()?,
         closed_at: closed_at.map(from_ms).transpose()?,
+        hotfixes: Vec::new(),
+        versions_at_open: versions_at_open
+            .map(|v| serde_json::from_str(&v).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()?
+            .unwrap_or_default(),
+        fix_from_version: row.try_get("fix_from_version")?,
         checklist: Vec::new(),
         roles: BTreeMap::new(),
     })
@@ -439,6 +537,19 @@ pub async fn apply_change(
         Change::CancelEscalation => {
             super::cancel_pending_jobs(&mut *conn, incident, "escalation_step", now).await?;
             super::cancel_pending_jobs(conn, incident, "page", now).await?;
+        }
+        Change::HotfixLinked(link) => {
+            sqlx::query(
+                "INSERT INTO hotfix_links (incident, url, version, linked_by, linked_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(incident)
+            .bind(&link.url)
+            .bind(link.version.clone())
+            .bind(&link.linked_by)
+            .bind(ms(link.linked_at))
+            .execute(conn)
+            .await?;
         }
         Change::RemoveTimeline { source_key } => {
             sqlx::query("DELETE FROM timeline_events WHERE incident = $1 AND source_key = $2")

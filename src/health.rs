@@ -1,0 +1,277 @@
+//! The health watcher: one durable poll job per configured service (`health.<service>`) while
+//! any incident is open. Each poll reads the service's version (`.version`, or the configured
+//! JSON pointer) and reports transitions — deploys, failures, recoveries — on the timeline of
+//! every open incident, never one per poll. The core decides what a deploy means for an
+//! incident (its fix, a rollback); this module only fetches, stores and enqueues.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppContext;
+use crate::config::HealthService;
+use crate::core::hotfix::{self, Observation, ServiceChange};
+use crate::core::{Effect, Incident, Status, TimelineEvent, TimelineKind};
+use crate::jobs::{JobError, JobOutcome};
+use crate::store::{self, NewJob, StoreResult};
+
+/// Job kind of a health poll.
+pub const POLL_JOB: &str = "health_poll";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct PollJob {
+    service: String,
+}
+
+/// Enqueues a poll of every configured service (at most one pending per service).
+pub async fn start_polls(
+    conn: &mut sqlx::AnyConnection,
+    ctx: &AppContext,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    for name in ctx.config.health.services.keys() {
+        enqueue_poll(conn, name, now).await?;
+    }
+    Ok(())
+}
+
+async fn enqueue_poll(
+    conn: &mut sqlx::AnyConnection,
+    service: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    let payload = serde_json::to_string(&PollJob {
+        service: service.to_string(),
+    })
+    .map_err(|e| store::StoreError::Corrupt(e.to_string()))?;
+    store::enqueue(
+        conn,
+        &NewJob {
+            kind: POLL_JOB.into(),
+            incident: None,
+            payload,
+            run_at: at,
+            blocked_by: None,
+            dedup_key: None,
+            coalesce_key: Some(format!("health:{service}")),
+        },
+        at,
+    )
+    .await?;
+    Ok(())
+}
+
+/// How long the monitoring window after a fix deploy lasts for a service.
+pub fn monitor_for(ctx: &AppContext, service: &str) -> Duration {
+    ctx.config
+        .health
+        .services
+        .get(service)
+        .and_then(|s| s.monitor_for)
+        .unwrap_or(ctx.config.health.monitor_for)
+}
+
+/// Reads one health endpoint: healthy with its version, or failing with a reason.
+pub async fn fetch(http: &reqwest::Client, service: &HealthService) -> Observation {
+    let response = match http.get(&service.url).timeout(service.timeout).send().await {
+        Ok(r) => r,
+        Err(e) if e.is_timeout() => {
+            return Observation::Failing(format!(
+                "no answer within {}",
+                humantime::format_duration(service.timeout)
+            ))
+        }
+        Err(e) if e.is_connect() => return Observation::Failing("unreachable".into()),
+        Err(_) => return Observation::Failing("request failed".into()),
+    };
+    let status = response.status();
+    if !status.is_success() {
+        return Observation::Failing(format!("HTTP {}", status.as_u16()));
+    }
+    let body = match response.bytes().await {
+        Ok(b) => b,
+        Err(_) => return Observation::Failing("the body could not be read".into()),
+    };
+    let json: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => return Observation::Failing("unparsable body (not JSON)".into()),
+    };
+    let pointer = service.version_pointer.as_deref().unwrap_or("/version");
+    match json.pointer(pointer) {
+        Some(serde_json::Value::String(v)) => Observation::Healthy(Some(v.clone())),
+        Some(serde_json::Value::Number(n)) => Observation::Healthy(Some(n.to_string())),
+        Some(_) => Observation::Failing(format!("`{pointer}` is not a version string")),
+        None if service.version_pointer.is_some() => {
+            Observation::Failing(format!("no `{pointer}` in the body"))
+        }
+        None => Observation::Healthy(None),
+    }
+}
+
+/// Runs one poll of `service`: fetch, fold into the stored state, tell every open incident
+/// about each transition, and schedule the next poll. No poll is scheduled once no incident
+/// is open.
+pub async fn poll(ctx: &AppContext, payload: &str) -> Result<JobOutcome, JobError> {
+    let job: PollJob = serde_json::from_str(payload)
+        .map_err(|e| JobError::fatal(format!("unreadable health poll: {e}")))?;
+    let Some(service) = ctx.config.health.services.get(&job.service) else {
+        return Ok(JobOutcome::none()); // removed from the configuration
+    };
+    let active = {
+        let mut conn = ctx.store.acquire().await?;
+        store::active_incidents(&mut conn).await?
+    };
+    if active.is_empty() {
+        return Ok(JobOutcome::none());
+    }
+    let observation = fetch(&ctx.http, service).await;
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.begin().await?;
+    let previous = store::service_state(&mut tx, &job.service).await?;
+    let (next, changes) = hotfix::observe(&previous, observation);
+    store::save_service_state(&mut tx, &job.service, &next, now).await?;
+    for change in &changes {
+        for incident in &active {
+            let (events, effects) = consequences(ctx, incident, &job.service, change, now);
+            for (event, key) in events {
+                store::insert_timeline(&mut tx, incident.number, &event, key.as_deref()).await?;
+            }
+            if let ServiceChange::Deployed { from, to } = change {
+                if effects.iter().any(
+                    |e| matches!(e, Effect::MonitoringWindowEnd { version, .. } if version == to),
+                ) {
+                    store::mark_fix_deployed(&mut tx, incident.number, from.as_deref(), now)
+                        .await?;
+                }
+            }
+            crate::jobs::enqueue_effects(&mut tx, incident.number, &effects, now).await?;
+        }
+    }
+    let interval =
+        chrono::Duration::from_std(service.interval).unwrap_or(chrono::Duration::seconds(10));
+    enqueue_poll(&mut tx, &job.service, now + interval).await?;
+    tx.commit().await.map_err(store::StoreError::from)?;
+    ctx.wake.notify_waiters();
+    Ok(JobOutcome::none())
+}
+
+/// What a service change means for one incident: timeline events and effects.
+fn consequences(
+    ctx: &AppContext,
+    incident: &Incident,
+    service: &str,
+    change: &ServiceChange,
+    now: DateTime<Utc>,
+) -> (Vec<(TimelineEvent, Option<String>)>, Vec<Effect>) {
+    let mut events = Vec::new();
+    let mut effects = Vec::new();
+    let mut note = |kind, text: String, effects: &mut Vec<Effect>| {
+        effects.push(Effect::PostToWarRoom { text: text.clone() });
+        events.push((TimelineEvent::new(now, None, kind, text), None));
+    };
+    match change {
+        ServiceChange::Deployed { from, to } => {
+            let was = from
+                .as_deref()
+                .map(|f| format!(" (was {f})"))
+                .unwrap_or_default();
+            if incident.fix_deployed_at.is_none()
+                && !incident.hotfixes.is_empty()
+                && hotfix::is_fix(&incident.hotfixes, to, now)
+            {
+                let window = monitor_for(ctx, service);
+                let links = incident
+                    .hotfixes
+                    .iter()
+                    .map(|l| hotfix::display_link(&l.url))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                note(
+                    TimelineKind::Deploy,
+                    format!(
+                        ":rocket: Fix deployed: {service} runs {to}{was} ({links}). Monitoring for {}.",
+                        humantime::format_duration(window)
+                    ),
+                    &mut effects,
+                );
+                effects.push(Effect::UpdateKickoff);
+                effects.push(Effect::SetWarRoomTopic);
+                effects.push(Effect::MonitoringWindowEnd {
+                    due_at: now
+                        + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX),
+                    started_at: now,
+                    version: to.clone(),
+                });
+            } else if incident.fix_deployed_at.is_some()
+                && hotfix::is_rollback(incident.fix_from_version.as_deref(), to)
+            {
+                note(
+                    TimelineKind::Deploy,
+                    format!(":rewind: Rollback: {service} went back to {to}{was}, the version the fix replaced."),
+                    &mut effects,
+                );
+            } else {
+                note(
+                    TimelineKind::Deploy,
+                    format!("Deployed {to} on {service}{was}"),
+                    &mut effects,
+                );
+            }
+        }
+        ServiceChange::Failing { reason } => {
+            if incident.status == Status::Monitoring {
+                note(
+                    TimelineKind::Health,
+                    format!(":warning: {service} health check failing ({reason}) while the fix is monitored: consider rollback."),
+                    &mut effects,
+                );
+                let who = incident
+                    .commander()
+                    .cloned()
+                    .unwrap_or_else(|| incident.declared_by.clone());
+                effects.push(Effect::PageUser {
+                    user: who,
+                    reason: format!(
+                        "{service} is failing ({reason}) after the fix for {} was deployed: consider rollback",
+                        incident.key()
+                    ),
+                });
+            } else {
+                note(
+                    TimelineKind::Health,
+                    format!(":warning: {service} health check failing ({reason})"),
+                    &mut effects,
+                );
+            }
+        }
+        ServiceChange::Recovered => {
+            note(
+                TimelineKind::Health,
+                format!(":white_check_mark: {service} healthy again"),
+                &mut effects,
+            );
+        }
+    }
+    (events, effects)
+}
+
+/// How many health failures the incident's timeline shows in a window.
+pub async fn failures_between(
+    ctx: &AppContext,
+    incident: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> StoreResult<usize> {
+    let mut conn = ctx.store.acquire().await?;
+    Ok(store::timeline(&mut conn, incident)
+        .await?
+        .iter()
+        .filter(|e| {
+            e.kind == TimelineKind::Health
+                && e.text.contains("failing")
+                && e.at >= from
+                && e.at <= to
+        })
+        .count())
+}
