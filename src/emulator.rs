@@ -287,6 +287,8 @@ struct EmuState {
     messages: BTreeMap<(String, String), Value>,
     faults: HashMap<String, Vec<Fault>>,
     uploads: HashMap<String, Bytes>,
+    /// `/health/{service}`: status and JSON body answered.
+    health: HashMap<String, (u16, Value)>,
     latency: Duration,
     rng: u64,
 }
@@ -490,6 +492,26 @@ impl SlackEmulator {
             .entry(method.to_string())
             .or_default()
             .push(Fault { kind, left });
+    }
+
+    /// `GET /health/{service}` answers `status` with `body` from now on.
+    pub fn set_health(&self, service: &str, status: u16, body: Value) {
+        self.shared
+            .lock()
+            .health
+            .insert(service.to_string(), (status, body));
+    }
+
+    /// The URL of a service's health endpoint.
+    pub fn health_url(&self, service: &str) -> String {
+        format!("{}/health/{service}", self.shared.base)
+    }
+
+    /// How many times a service's health endpoint was polled.
+    pub fn health_polls(&self, service: &str) -> usize {
+        let path = format!("health/{service}");
+        self.filter_calls(|c| c.kind == CallKind::Other && c.method == path)
+            .len()
     }
 
     /// The next `n` calls of `method` answer HTTP 500 `{"ok":false,"error":"fatal_error"}`.
@@ -712,6 +734,15 @@ async fn process(shared: Arc<Shared>, req: Request) -> Outcome {
             });
             (CallKind::Hook, name.to_string(), outcome)
         }
+        "health" => {
+            // A service's health endpoint (hotfix tracking): answers what `set_health` says.
+            let answer = shared.lock().health.get(rest).cloned();
+            let outcome = match answer {
+                Some((status, body)) => Outcome::json(status, body),
+                None => Outcome::json(404, json!({"status": "unknown service"})),
+            };
+            (CallKind::Other, trimmed.to_string(), outcome)
+        }
         "upload" => {
             let len = body.len();
             shared.lock().uploads.insert(rest.to_string(), body.clone());
@@ -808,6 +839,7 @@ impl EmuState {
             messages: BTreeMap::new(),
             faults: HashMap::new(),
             uploads: HashMap::new(),
+            health: HashMap::new(),
             latency: Duration::ZERO,
             rng: 0x5EED_0F5A_C4E5_1A7E_u64,
         }

@@ -94,7 +94,8 @@ pub async fn fetch(http: &reqwest::Client, service: &HealthService) -> Observati
         Err(_) => return Observation::Failing("the body could not be read".into()),
     };
     let json: serde_json::Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
+        Ok(v @ serde_json::Value::Object(_)) => v,
+        Ok(_) => return Observation::Failing("unparsable body (not a JSON object)".into()),
         Err(_) => return Observation::Failing("unparsable body (not JSON)".into()),
     };
     let pointer = service.version_pointer.as_deref().unwrap_or("/version");
@@ -131,6 +132,22 @@ pub async fn poll(ctx: &AppContext, payload: &str) -> Result<JobOutcome, JobErro
     let previous = store::service_state(&mut tx, &job.service).await?;
     let (next, changes) = hotfix::observe(&previous, observation);
     store::save_service_state(&mut tx, &job.service, &next, now).await?;
+    // The version running when an incident was declared, for incidents declared before this
+    // service had reported one.
+    if let Some(version) = &next.version {
+        for incident in &active {
+            if !incident.versions_at_open.contains_key(&job.service) {
+                store::set_version_at_open(&mut tx, incident, &job.service, version).await?;
+                crate::jobs::enqueue_effects(
+                    &mut tx,
+                    incident.number,
+                    &[Effect::UpdateKickoff],
+                    now,
+                )
+                .await?;
+            }
+        }
+    }
     for change in &changes {
         for incident in &active {
             let (events, effects) = consequences(ctx, incident, &job.service, change, now);

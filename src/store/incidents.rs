@@ -77,6 +77,23 @@ pub async fn service_versions(conn: &mut AnyConnection) -> StoreResult<BTreeMap<
         .collect()
 }
 
+/// Records the version a service ran when the incident was declared.
+pub async fn set_version_at_open(
+    conn: &mut AnyConnection,
+    incident: &Incident,
+    service: &str,
+    version: &str,
+) -> StoreResult<()> {
+    let mut versions = incident.versions_at_open.clone();
+    versions.insert(service.to_string(), version.to_string());
+    sqlx::query("UPDATE incidents SET versions_at_open = $1 WHERE number = $2")
+        .bind(serde_json::to_string(&versions).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        .bind(incident.number)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Marks the fix deployed: when, over which version; moves the incident to monitoring.
 pub async fn mark_fix_deployed(
     conn: &mut AnyConnection,

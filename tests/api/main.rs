@@ -4,6 +4,7 @@
 
 mod escalation;
 mod helpers;
+mod hotfix;
 mod open;
 mod queue;
 mod resolution;
