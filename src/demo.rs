@@ -27,6 +27,13 @@ const DEMO_CONFIG: &str = r#"
 [slack]
 announce_channel = "C0ANNOUNCE"
 
+[health]
+monitor_for = "30m"
+
+[health.shop]
+url = "{emulator}/health/shop"
+interval = "10s"
+
 [severity.P0]
 escalation = [
   { after = "0s", page = ["primary"] },
@@ -67,7 +74,14 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<()> {
             .map(|(_, v)| v.clone())
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let config = Config::from_toml(DEMO_CONFIG).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = Config::from_toml(&DEMO_CONFIG.replace("{emulator}", &slack.base_url()))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The shop's health endpoint reports the version in production.
+    slack.set_health(
+        "shop",
+        200,
+        serde_json::json!({ "status": "ok", "version": "v1.2.3" }),
+    );
     let app = App::build(Settings {
         config,
         env,
@@ -86,6 +100,7 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<()> {
         base,
         http: reqwest::Client::new(),
         ctx,
+        started: clock.now(),
         clock,
     };
     let result = demo.script(out).await;
@@ -101,6 +116,7 @@ struct Demo {
     http: reqwest::Client,
     ctx: AppContext,
     clock: Clock,
+    started: chrono::DateTime<Utc>,
 }
 
 impl Demo {
@@ -283,18 +299,51 @@ impl Demo {
         }
         writeln!(out)?;
 
-        self.clock.advance(Duration::from_secs(15 * 60));
-        self.ctx.wake.notify_waiters();
-        self.settle().await?;
+        // The hotfix: linked, deployed, watched.
+        self.clock.advance(Duration::from_secs(60));
+        let hotfix = "hotfix https://github.com/acme/shop/pull/812 v1.2.4";
+        self.say(
+            out,
+            &format!("@alice in #{name}"),
+            &format!("/incident {hotfix}"),
+        )?;
+        let answer = self.command(hotfix, &room, ALICE, "hotfix").await?;
+        writeln!(out, "           warroom answers: {}", readable(&answer))?;
+        self.tick(Duration::from_secs(10)).await?;
+        self.clock.advance(Duration::from_secs(3 * 60));
+        self.slack.set_health(
+            "shop",
+            200,
+            serde_json::json!({ "status": "ok", "version": "v1.2.4" }),
+        );
+        self.say(
+            out,
+            "CI",
+            "deploys v1.2.4 to production (shop's /health now says v1.2.4)",
+        )?;
+        let seen = self.slack.calls().len();
+        self.tick(Duration::from_secs(10)).await?;
+        self.tick(Duration::from_secs(30 * 60)).await?;
+        writeln!(out, "\n── New messages in #{name} ──")?;
+        for call in self.slack.calls().into_iter().skip(seen) {
+            if call.method == "chat.postMessage"
+                && call.ok()
+                && call.param_str("channel") == Some(room.as_str())
+            {
+                print_message(out, &call.params)?;
+            }
+        }
+        writeln!(out)?;
         writeln!(
             out,
-            "{}  25 minutes after the declaration: @senior was {}paged, because @primary acknowledged.\n",
+            "{}  {} minutes after the declaration: @senior was {}paged (the 15 m step), because @primary acknowledged.\n",
             self.clock_text(),
+            (self.clock.now() - self.started).num_minutes(),
             if self.slack.dm_posts("U0SENIOR").is_empty() { "not " } else { "" }
         )?;
 
         // Resolution, through the form.
-        self.clock.advance(Duration::from_secs(12 * 60));
+        self.clock.advance(Duration::from_secs(2 * 60));
         self.say(
             out,
             &format!("@alice in #{name}"),
@@ -439,6 +488,13 @@ impl Demo {
             body,
         )
         .await?;
+        self.settle().await
+    }
+
+    /// Moves the clock and lets due jobs (health polls, windows) run.
+    async fn tick(&self, by: Duration) -> anyhow::Result<()> {
+        self.clock.advance(by);
+        self.ctx.wake.notify_waiters();
         self.settle().await
     }
 

@@ -286,7 +286,7 @@ async fn resolve_form(
     }
     let (Some(api), Some(trigger)) = (state.ctx.slack.clone(), cmd.trigger_id.clone()) else {
         return Ok(ephemeral(format!(
-            ":warning: Describe the resolution: `{name} resolve <summary>`"
+            ":warning: Describe the resolution: `{name} resolve &lt;summary&gt;`"
         )));
     };
     let view = render::resolve_modal(&incident);

@@ -356,18 +356,18 @@ pub fn help(command: &str) -> String {
     format!(
         "*warroom* runs the incident protocol from Slack.\n\
          *Anywhere*\n\
-         `{c} open <P0-P3> <title>` (or `declare`): declare an incident and open its war room; \
+         `{c} open &lt;P0-P3&gt; &lt;title&gt;` (or `declare`): declare an incident and open its war room; \
          `{c} open` alone opens a form\n\
          `{c} list`: open incidents with severity, age, status and commander\n\
          `{c} ack [INC-n]`: acknowledge a page (stops escalation)\n\
          `{c} help`: this text\n\
          *In a war room*\n\
-         `{c} status <text>`: status update (posted here, and announced for P0/P1)\n\
-         `{c} note <text>`: add a note to the timeline\n\
-         `{c} severity <P0-P3>`: change the severity (escalation is re-planned)\n\
-         `{c} assign <commander|comms|ops|scribe> <@user>`: assign a role\n\
+         `{c} status &lt;text&gt;`: status update (posted here, and announced for P0/P1)\n\
+         `{c} note &lt;text&gt;`: add a note to the timeline\n\
+         `{c} severity &lt;P0-P3&gt;`: change the severity (escalation is re-planned)\n\
+         `{c} assign &lt;commander|comms|ops|scribe&gt; &lt;@user&gt;`: assign a role\n\
          `{c} state <identified|monitoring>`: move the incident on\n\
-         `{c} hotfix <url> [version]`: link the fix · `{c} resolve [summary]`: resolve\n\
+         `{c} hotfix &lt;url&gt; [version]`: link the fix · `{c} resolve [summary]`: resolve\n\
          `{c} timeline`: the whole timeline\n\
          React with :pushpin: to keep a message in the timeline; press the checklist buttons to tick items.\n\
          *Severities*: P0 production down / security (2h) · P1 critical feature broken (4h) · \
@@ -379,7 +379,7 @@ pub fn help(command: &str) -> String {
 /// The short usage error for a command that was not understood.
 pub fn usage_error(command: &str, problem: &str) -> String {
     format!(
-        ":warning: {}\nUsage: `{c} open <P0-P3> <title>` · `{c} list` · `{c} help`",
+        ":warning: {}\nUsage: `{c} open &lt;P0-P3&gt; &lt;title&gt;` · `{c} list` · `{c} help`",
         escape(problem),
         c = command
     )
@@ -493,7 +493,7 @@ pub fn status_nudge(incident: &Incident, quiet: chrono::Duration) -> SlackMessag
     ));
     SlackMessageContent::new().with_text(format!(
         ":alarm_clock: No status update on {} for {quiet}. Stakeholders are waiting: \
-         post one with `/incident status <what we know, what we do next>`.",
+         post one with `/incident status &lt;what we know, what we do next&gt;`.",
         incident.key()
     ))
 }
