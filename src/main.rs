@@ -117,7 +117,8 @@ async fn main() -> ExitCode {
         Command::CheckConfig => warroom::cli::check_config(cli.config.as_deref(), &env_pairs()),
         Command::Manifest { url } => match warroom::cli::manifest(&url) {
             Ok(text) => {
-                println!("{text}");
+                use std::io::Write;
+                let _ = writeln!(std::io::stdout(), "{text}");
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -135,7 +136,9 @@ async fn main() -> ExitCode {
             .await
             {
                 Ok(text) => {
-                    println!("{text}");
+                    // A closed pipe (`| head`) is not an error worth a panic.
+                    use std::io::Write;
+                    let _ = writeln!(std::io::stdout(), "{text}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -489,20 +489,7 @@ async fn view_submission(
         Some(render::RESOLVE_MODAL) => return resolve_submission(state, view, user).await,
         _ => return Ok(StatusCode::OK.into_response()),
     }
-    let values = view.pointer("/state/values").cloned().unwrap_or_default();
-    let field = |block: &str| -> Option<String> {
-        let input = values.get(block)?.as_object()?.values().next()?;
-        input
-            .get("value")
-            .and_then(|v| v.as_str())
-            .or_else(|| {
-                input
-                    .pointer("/selected_option/value")
-                    .and_then(|v| v.as_str())
-            })
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-    };
+    let field = |block: &str| view_field(view, block);
     let mut errors = serde_json::Map::new();
     let title = field("title").unwrap_or_default();
     if let Err(e) = crate::core::clean_title(&title) {
