@@ -98,7 +98,8 @@ pub enum Effect {
     WatchHealth,
     /// Post a chat message in the war room (hotfix tracking: deploys, health, rollbacks).
     PostToWarRoom { text: String },
-    /// Page one person directly (the commander, when a fix is failing).
+    /// Page one person directly: the commander, when the service fails while a fix is
+    /// monitored (the timeline says they were paged to decide on a rollback).
     PageUser { user: UserId, reason: String },
     /// The monitoring window after a fix deploy ends: summarise and offer to resolve.
     MonitoringWindowEnd {

@@ -258,7 +258,7 @@ pub async fn perform(
                     now,
                     None,
                     TimelineKind::Paged,
-                    format!("Paged @{user} by Slack DM: {reason}"),
+                    format!("Paged @{user} by Slack DM to decide on a rollback"),
                 ),
                 source_key: None,
             }))
