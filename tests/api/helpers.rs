@@ -433,7 +433,10 @@ impl TestApp {
         mut f: impl FnMut(&[JobRecord]) -> bool,
     ) -> Vec<JobRecord> {
         let deadline = std::time::Instant::now() + PATIENCE;
+        // Polls the condition until the deadline (never a fixed wait).
+        let mut poll = tokio::time::interval(Duration::from_millis(20));
         loop {
+            poll.tick().await;
             let jobs = self.jobs().await;
             if f(&jobs) {
                 return jobs;
@@ -441,7 +444,6 @@ impl TestApp {
             if std::time::Instant::now() > deadline {
                 panic!("timed out waiting for {what}; jobs: {jobs:#?}");
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -531,7 +533,9 @@ impl TestApp {
             .await;
         // The kickoff's ts is stored before later updates can use it.
         let deadline = std::time::Instant::now() + PATIENCE;
+        let mut poll = tokio::time::interval(Duration::from_millis(10));
         loop {
+            poll.tick().await;
             let mut conn = self.ctx.store.acquire().await.expect("db");
             let stored = store::incident_by_war_room(&mut conn, &room)
                 .await
@@ -544,8 +548,6 @@ impl TestApp {
                 std::time::Instant::now() < deadline,
                 "kickoff ts never stored"
             );
-            drop(conn);
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         Opened {
             room,
