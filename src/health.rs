@@ -292,3 +292,98 @@ pub async fn failures_between(
         })
         .count())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use axum::Router;
+
+    async fn serve(router: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        format!("http://{addr}")
+    }
+
+    fn service(url: String, pointer: Option<&str>) -> HealthService {
+        HealthService {
+            url,
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_millis(300),
+            version_pointer: pointer.map(String::from),
+            monitor_for: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_versions_and_classifies_failures() {
+        let base = serve(
+            Router::new()
+                .route(
+                    "/plain",
+                    get(|| async { axum::Json(serde_json::json!({"version": "v1.2.3"})) }),
+                )
+                .route(
+                    "/nested",
+                    get(|| async { axum::Json(serde_json::json!({"build": {"version": 42}})) }),
+                )
+                .route(
+                    "/noversion",
+                    get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+                )
+                .route(
+                    "/array",
+                    get(|| async { axum::Json(serde_json::json!(["v1"])) }),
+                )
+                .route("/text", get(|| async { "OK" }))
+                .route(
+                    "/down",
+                    get(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "no") }),
+                )
+                .route(
+                    "/slow",
+                    get(|| async {
+                        tokio::time::sleep(Duration::from_secs(3)).await;
+                        "late"
+                    }),
+                ),
+        )
+        .await;
+        let http = reqwest::Client::new();
+        let at = |path: &str, pointer: Option<&str>| service(format!("{base}{path}"), pointer);
+        assert_eq!(
+            fetch(&http, &at("/plain", None)).await,
+            Observation::Healthy(Some("v1.2.3".into()))
+        );
+        assert_eq!(
+            fetch(&http, &at("/nested", Some("/build/version"))).await,
+            Observation::Healthy(Some("42".into()))
+        );
+        assert_eq!(
+            fetch(&http, &at("/noversion", None)).await,
+            Observation::Healthy(None)
+        );
+        assert!(matches!(
+            fetch(&http, &at("/noversion", Some("/build/version"))).await,
+            Observation::Failing(r) if r.contains("/build/version")
+        ));
+        assert!(
+            matches!(fetch(&http, &at("/array", None)).await, Observation::Failing(r) if r.contains("unparsable"))
+        );
+        assert!(
+            matches!(fetch(&http, &at("/text", None)).await, Observation::Failing(r) if r.contains("unparsable"))
+        );
+        assert_eq!(
+            fetch(&http, &at("/down", None)).await,
+            Observation::Failing("HTTP 503".into())
+        );
+        assert!(
+            matches!(fetch(&http, &at("/slow", None)).await, Observation::Failing(r) if r.contains("no answer within"))
+        );
+        assert_eq!(
+            fetch(&http, &service("http://127.0.0.1:9/health".into(), None)).await,
+            Observation::Failing("unreachable".into())
+        );
+    }
+}
