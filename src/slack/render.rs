@@ -561,7 +561,7 @@ pub fn monitoring_summary(
     let window = human_duration(window);
     if failures == 0 {
         let text = format!(
-            ":white_check_mark: The fix held: healthy for {window} since {}, 0 failed checks. Ready to resolve {}?",
+            ":white_check_mark: The fix held: healthy for {window} since {}, 0 failed checks. Ready to resolve {}? Press Resolve or type `/incident resolve`.",
             escape(version),
             incident.key()
         );
