@@ -9,7 +9,7 @@ use reqwest::header::{HeaderValue, AUTHORIZATION};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use crate::paging::channels::{check_http_url, send_classified, DeliveryError, HTTP_TIMEOUT};
+use crate::paging::channels::{check_http_url, send_classified, DeliveryError};
 
 /// The Statuspage REST API base.
 pub const DEFAULT_STATUSPAGE_API_URL: &str = "https://api.statuspage.io/v1";
@@ -106,17 +106,7 @@ impl std::fmt::Debug for Statuspage {
 
 impl Statuspage {
     pub fn new(settings: StatuspageSettings) -> Statuspage {
-        let http = reqwest::Client::builder()
-            .timeout(HTTP_TIMEOUT)
-            .connect_timeout(HTTP_TIMEOUT)
-            // A redirect would turn the POST into a GET; configure the final URL instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("warroom/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "cannot build the Statuspage HTTP client; using defaults");
-                reqwest::Client::new()
-            });
+        let http = crate::paging::channels::outbound_http_client("statuspage");
         Statuspage { http, settings }
     }
 

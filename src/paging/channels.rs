@@ -361,6 +361,21 @@ pub struct Pagers {
     smtp: Arc<OnceLock<Result<SmtpTransport, String>>>,
 }
 
+/// The HTTP client of outgoing deliveries (paging, Statuspage): a 10 s timeout, and no
+/// redirects — a redirect would turn a POST into a GET or send a signed body elsewhere.
+pub(crate) fn outbound_http_client(purpose: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .connect_timeout(HTTP_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("warroom/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, purpose, "cannot build an HTTP client; using defaults");
+            reqwest::Client::new()
+        })
+}
+
 impl std::fmt::Debug for Pagers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The settings redact their secrets.
@@ -372,17 +387,7 @@ impl std::fmt::Debug for Pagers {
 
 impl Pagers {
     pub fn new(settings: PagingSettings) -> Pagers {
-        let http = reqwest::Client::builder()
-            .timeout(HTTP_TIMEOUT)
-            .connect_timeout(HTTP_TIMEOUT)
-            // A redirect would turn a POST into a GET or leak a signed body elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("warroom/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "cannot build the paging HTTP client; using defaults");
-                reqwest::Client::new()
-            });
+        let http = outbound_http_client("paging");
         Pagers {
             http,
             settings: Arc::new(settings),

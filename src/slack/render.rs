@@ -24,6 +24,24 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// A primary-style button carrying an action id and a value.
+fn primary_button(label: &str, action_id: &str, value: String) -> SlackBlockButtonElement {
+    SlackBlockButtonElement::new(pt!(label))
+        .with_action_id(action_id.into())
+        .with_value(value)
+        .with_style(SlackBlockButtonStyle::Primary)
+}
+
+/// A mrkdwn message with one primary button under it.
+fn text_with_button(text: String, button: SlackBlockButtonElement) -> SlackMessageContent {
+    SlackMessageContent::new()
+        .with_text(text.clone())
+        .with_blocks(vec![
+            SlackSectionBlock::new().with_text(md!(text)).into(),
+            SlackActionsBlock::new(vec![button.into()]).into(),
+        ])
+}
+
 /// `<@U123>`, a mention of a Slack user id (ids are ours or Slack's, never free text).
 pub fn user(id: &str) -> String {
     format!("<@{}>", id.replace(['<', '>', '|', '&'], ""))
@@ -227,10 +245,11 @@ pub fn kickoff(incident: &Incident) -> SlackMessageContent {
                 .into(),
         ),
         None if incident.status.is_active() => {
-            let ack = SlackBlockButtonElement::new(pt!("Acknowledge"))
-                .with_action_id(ACTION_ACKNOWLEDGE.into())
-                .with_value(incident.number.to_string())
-                .with_style(SlackBlockButtonStyle::Primary);
+            let ack = primary_button(
+                "Acknowledge",
+                ACTION_ACKNOWLEDGE,
+                incident.number.to_string(),
+            );
             blocks.push(
                 SlackActionsBlock::new(vec![ack.into()])
                     .with_block_id("acknowledge".into())
@@ -305,16 +324,14 @@ pub fn page_dm(incident: &Incident, step: usize) -> SlackMessageContent {
         war_room_link(incident),
         step + 1
     );
-    let ack = SlackBlockButtonElement::new(pt!("Acknowledge"))
-        .with_action_id(ACTION_ACKNOWLEDGE.into())
-        .with_value(incident.number.to_string())
-        .with_style(SlackBlockButtonStyle::Primary);
-    SlackMessageContent::new()
-        .with_text(text.clone())
-        .with_blocks(vec![
-            SlackSectionBlock::new().with_text(md!(text)).into(),
-            SlackActionsBlock::new(vec![ack.into()]).into(),
-        ])
+    text_with_button(
+        text,
+        primary_button(
+            "Acknowledge",
+            ACTION_ACKNOWLEDGE,
+            incident.number.to_string(),
+        ),
+    )
 }
 
 /// `/incident list`: active incidents with severity, age, status and commander.
@@ -565,16 +582,10 @@ pub fn monitoring_summary(
             escape(version),
             incident.key()
         );
-        let button = SlackBlockButtonElement::new(pt!("Resolve"))
-            .with_action_id(ACTION_RESOLVE.into())
-            .with_value(incident.number.to_string())
-            .with_style(SlackBlockButtonStyle::Primary);
-        SlackMessageContent::new()
-            .with_text(text.clone())
-            .with_blocks(vec![
-                SlackSectionBlock::new().with_text(md!(text)).into(),
-                SlackActionsBlock::new(vec![button.into()]).into(),
-            ])
+        text_with_button(
+            text,
+            primary_button("Resolve", ACTION_RESOLVE, incident.number.to_string()),
+        )
     } else {
         SlackMessageContent::new().with_text(format!(
             ":warning: {failures} failed health check(s) in the {window} after {} reached production: the fix may not have held. Consider rollback.",
