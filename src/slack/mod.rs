@@ -69,6 +69,21 @@ struct SlashCommand {
     trigger_id: Option<String>,
 }
 
+/// Slack's periodic certificate check: `ssl_check=1` and no `command`. It is answered 200 with
+/// an empty body before signature verification (Slack's own Bolt does not verify it either),
+/// which is safe because it changes nothing; a body that also carries a command is not one.
+fn is_ssl_check(body: &[u8]) -> bool {
+    let mut ssl_check = false;
+    for (key, value) in url::form_urlencoded::parse(body) {
+        match key.as_ref() {
+            "command" => return false,
+            "ssl_check" => ssl_check = value == "1",
+            _ => {}
+        }
+    }
+    ssl_check
+}
+
 fn ephemeral(text: impl Into<String>) -> Response {
     Json(json!({ "response_type": "ephemeral", "text": text.into() })).into_response()
 }
@@ -78,6 +93,9 @@ async fn slash_command(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
+    if is_ssl_check(&body) {
+        return Ok(StatusCode::OK.into_response());
+    }
     let body = verify(&state, &headers, &body)?;
     let cmd: SlashCommand = serde_urlencoded::from_str(body)
         .map_err(|e| AppError::BadRequest(format!("malformed slash command: {e}")))?;

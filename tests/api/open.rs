@@ -16,6 +16,7 @@ crate::on_both_backends!(
     repeated_trigger_opens_one_incident,
     list_and_help,
     health_and_readiness,
+    ssl_check_gets_an_empty_200,
 );
 
 /// The war-room id of the n-th created channel.
@@ -442,4 +443,43 @@ async fn health_and_readiness(backend: Backend) {
         metrics.body
     );
     assert_eq!(app.get("/nope").await.status, 404);
+}
+
+/// Slack's periodic `ssl_check=1&token=…` POST (no `command`, and unsigned in the wild: Bolt
+/// skips signature verification for it) gets 200 with an empty body and changes nothing.
+async fn ssl_check_gets_an_empty_200(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let form = "application/x-www-form-urlencoded";
+    let body = "ssl_check=1&token=legacy-verification-token";
+    for answer in [
+        app.post_unsigned("/slack/commands", body, form).await,
+        app.post_signed("/slack/commands", body, form).await,
+    ] {
+        assert_eq!(answer.status, 200, "{answer:?}");
+        assert!(answer.body.is_empty(), "{answer:?}");
+    }
+    // Not a way around the signature: a command riding along is verified as usual.
+    let smuggled = format!(
+        "ssl_check=1&{}",
+        slash_body(
+            "open P0 smuggled",
+            GENERAL,
+            ALICE,
+            &app.slack.response_url("x"),
+            "t1"
+        )
+    );
+    assert_eq!(
+        app.post_unsigned("/slack/commands", &smuggled, form)
+            .await
+            .status,
+        401
+    );
+    let other = app
+        .post_unsigned("/slack/commands", "ssl_check=0&token=x", form)
+        .await;
+    assert_eq!(other.status, 401);
+    assert_eq!(app.incident_count().await, 0);
+    assert!(app.jobs().await.is_empty());
+    assert!(app.slack.calls().is_empty(), "{:?}", app.slack.calls());
 }
