@@ -291,6 +291,10 @@ struct EmuState {
     health: HashMap<String, (u16, Value)>,
     latency: Duration,
     rng: u64,
+    /// `response_url`s handed out so far (each gets its own number, as Slack's are unique).
+    n_response_urls: u64,
+    /// Posts each `response_url` (its full path) accepted.
+    response_posts: HashMap<String, usize>,
 }
 
 /// An answer: status, optional `Retry-After`, body.
@@ -384,9 +388,15 @@ impl SlackEmulator {
         format!("{}/api/", self.shared.base)
     }
 
-    /// A `response_url` whose POSTs are recorded under `id` (see [`Self::responses`]).
+    /// A fresh `response_url` whose POSTs are recorded under `id` (see [`Self::responses`]).
+    /// Like Slack's, each one accepts at most 5 posts; calling this again gives a new one.
     pub fn response_url(&self, id: &str) -> String {
-        format!("{}/response/{id}", self.shared.base)
+        let n = {
+            let mut st = self.shared.lock();
+            st.n_response_urls += 1;
+            st.n_response_urls
+        };
+        format!("{}/response/{id}/{n}", self.shared.base)
     }
 
     /// A webhook URL whose POSTs are recorded under `name` (see [`Self::hooks`]).
@@ -712,11 +722,11 @@ async fn process(shared: Arc<Shared>, req: Request) -> Outcome {
             let outcome = api(&shared, rest, &params, auth, &mut fault);
             (CallKind::Api, rest.to_string(), outcome)
         }
-        "response" => (
-            CallKind::Response,
-            rest.to_string(),
-            Outcome::json(200, json!({"ok": true})),
-        ),
+        "response" => {
+            let id = rest.split_once('/').map_or(rest, |(id, _)| id);
+            let outcome = shared.lock().respond(rest, &params);
+            (CallKind::Response, id.to_string(), outcome)
+        }
         "hook" => {
             // `/hook/<name>/<anything>`: recorded under <name>; faults injected for
             // `hook/<name>` (see `fail_next`) apply here too.
@@ -842,6 +852,8 @@ impl EmuState {
             health: HashMap::new(),
             latency: Duration::ZERO,
             rng: 0x5EED_0F5A_C4E5_1A7E_u64,
+            n_response_urls: 0,
+            response_posts: HashMap::new(),
         }
     }
 
@@ -1006,6 +1018,9 @@ impl EmuState {
             "conversations.setTopic" => {
                 let cid = text_of(get_or_empty(p, "channel"));
                 let topic = get_or_empty(p, "topic").clone();
+                if let Err(v) = crate::slack::limits::check_topic(&text_of(&topic)) {
+                    return api_error(v.error);
+                }
                 self.channel_entry(&cid).topic = Some(topic);
                 json!({"ok": true, "channel": self.channel_obj(&cid)})
             }
@@ -1095,7 +1110,14 @@ impl EmuState {
                 "ok": true,
                 "bot": {"id": BOT_ID, "name": "warroom", "user_id": BOT_USER_ID, "app_id": APP_ID},
             }),
-            "views.open" | "views.update" | "views.push" | "views.publish" => self.view(p),
+            "views.open" | "views.update" | "views.push" => match p.get("view").map(maybe_json) {
+                Some(view) => match crate::slack::limits::check_view(&view) {
+                    Ok(()) => self.view(p),
+                    Err(v) => api_error(v.error),
+                },
+                None => self.view(p),
+            },
+            "views.publish" => self.view(p),
             "files.upload" => {
                 let (_, file) = self.new_file(p);
                 json!({"ok": true, "file": file})
@@ -1135,6 +1157,20 @@ impl EmuState {
             }
             _ => json!({"ok": true}),
         }
+    }
+
+    /// A post to the `response_url` at `/response/{path}`: at most 5 per URL, within Slack's
+    /// limits on a message.
+    fn respond(&mut self, path: &str, p: &Map<String, Value>) -> Outcome {
+        let posts = self.response_posts.entry(path.to_string()).or_insert(0);
+        if *posts >= crate::slack::limits::RESPONSE_URL_POSTS {
+            return Outcome::json(404, json!({"ok": false, "error": "used_url"}));
+        }
+        if let Err(e) = check_limits(p) {
+            return Outcome::json(400, e);
+        }
+        *posts += 1;
+        Outcome::json(200, json!({"ok": true}))
     }
 
     fn conversations_create(&mut self, p: &Map<String, Value>) -> Value {
@@ -1302,6 +1338,9 @@ impl EmuState {
         if !self.messages.contains_key(&key) {
             return api_error("message_not_found");
         }
+        if let Err(e) = check_limits(p) {
+            return e;
+        }
         let blocks = p.get("blocks").map(|b| self.normalize_blocks(b));
         let Some(Value::Object(msg)) = self.messages.get_mut(&key) else {
             return api_error("message_not_found");
@@ -1393,7 +1432,22 @@ fn check_post(p: &Map<String, Value>) -> Result<String, Value> {
     if !truthy(p.get("text")) && !truthy(p.get("blocks")) && !truthy(p.get("attachments")) {
         return Err(api_error("no_text"));
     }
+    check_limits(p)?;
     Ok(text_of(cid))
+}
+
+/// Slack's limits on a message (`invalid_blocks`, `msg_too_long`): a message over them is not
+/// posted at all.
+fn check_limits(p: &Map<String, Value>) -> Result<(), Value> {
+    let mut message = Map::new();
+    if let Some(text) = p.get("text").filter(|v| !v.is_null()) {
+        message.insert("text".into(), text.clone());
+    }
+    if let Some(blocks) = p.get("blocks").filter(|v| !v.is_null()) {
+        message.insert("blocks".into(), maybe_json(blocks));
+    }
+    crate::slack::limits::check_message(&Value::Object(message))
+        .map_err(|v| json!({"ok": false, "error": v.error, "detail": v.to_string()}))
 }
 
 fn api_error(error: &str) -> Value {
@@ -2350,5 +2404,83 @@ mod tests {
             collapse_slashes("//api///chat.postMessage"),
             "/api/chat.postMessage"
         );
+    }
+
+    #[tokio::test]
+    async fn refuses_what_slack_refuses() {
+        let emu = SlackEmulator::start(TOKEN).await.expect("start");
+        let section = |n: usize| json!([{"type": "section", "text": {"type": "mrkdwn", "text": "x".repeat(n)}}]);
+        let post = |blocks: Value| json!({"channel": "C0ANNOUNCE", "text": "t", "blocks": blocks.to_string()});
+        let r = call(&emu, "chat.postMessage", post(section(3000))).await;
+        assert_eq!(r["ok"], json!(true), "{r}");
+        let ts = r["ts"].as_str().expect("ts").to_string();
+        let r = call(&emu, "chat.postMessage", post(section(3001))).await;
+        assert_eq!(r["error"], json!("invalid_blocks"), "{r}");
+        let r = call(
+            &emu,
+            "chat.update",
+            json!({"channel": "C0ANNOUNCE", "ts": ts, "blocks": section(3001)}),
+        )
+        .await;
+        assert_eq!(r["error"], json!("invalid_blocks"), "{r}");
+        let r = call(
+            &emu,
+            "chat.postEphemeral",
+            json!({"channel": "C0ANNOUNCE", "user": "U1", "text": "x".repeat(40_001)}),
+        )
+        .await;
+        assert_eq!(r["error"], json!("msg_too_long"), "{r}");
+        let r = call(
+            &emu,
+            "conversations.setTopic",
+            json!({"channel": "C0ANNOUNCE", "topic": "t".repeat(251)}),
+        )
+        .await;
+        assert_eq!(r["error"], json!("too_long"), "{r}");
+        let r = call(
+            &emu,
+            "views.open",
+            json!({"trigger_id": "t", "view": {"type": "modal", "title": {"type": "plain_text", "text": "t".repeat(25)}, "blocks": []}}),
+        )
+        .await;
+        assert_eq!(r["error"], json!("invalid_blocks"), "{r}");
+        assert_eq!(
+            emu.posts_to("C0ANNOUNCE").len(),
+            1,
+            "nothing refused was posted"
+        );
+
+        // A response_url takes 5 posts; each response_url handed out is a new one.
+        let client = reqwest::Client::new();
+        let url = emu.response_url("r");
+        let mut statuses = Vec::new();
+        for _ in 0..6 {
+            let resp = client
+                .post(&url)
+                .json(&json!({"text": "hi"}))
+                .send()
+                .await
+                .expect("send");
+            statuses.push(resp.status().as_u16());
+        }
+        assert_eq!(statuses, [200, 200, 200, 200, 200, 404]);
+        let fresh = emu.response_url("r");
+        assert_ne!(fresh, url);
+        let resp = client
+            .post(&fresh)
+            .json(&json!({"text": "hi"}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status().as_u16(), 200);
+        let resp = client
+            .post(emu.response_url("r"))
+            .json(&json!({"blocks": section(3001)}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status().as_u16(), 400);
+        assert_eq!(emu.responses("r").len(), 8);
+        assert_eq!(emu.responses("r").iter().filter(|c| c.ok()).count(), 6);
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod effects;
+pub mod limits;
 pub mod render;
 
 use std::time::Duration;
