@@ -86,7 +86,8 @@ fn is_ssl_check(body: &[u8]) -> bool {
 }
 
 fn ephemeral(text: impl Into<String>) -> Response {
-    Json(json!({ "response_type": "ephemeral", "text": text.into() })).into_response()
+    let text = limits::truncate(&text.into(), limits::TEXT_ADVISED);
+    Json(json!({ "response_type": "ephemeral", "text": text })).into_response()
 }
 
 async fn slash_command(
@@ -236,7 +237,9 @@ fn command_failed(command: &str, e: CommandError) -> Response {
     }
 }
 
-/// `/incident timeline`: the first part in the answer, the rest as follow-up replies.
+/// `/incident timeline`: the first part in the answer, the rest as follow-up replies, in order
+/// by one job: through the `response_url` when it takes them all (5 posts at most), else
+/// through `chat.postEphemeral` to the same person in the war room.
 async fn timeline(state: &AppState, cmd: &SlashCommand, name: &str) -> Result<Response, AppError> {
     let found =
         commands::incident_with_timeline(&state.ctx, IncidentRef::WarRoom(cmd.channel_id.clone()))
@@ -253,7 +256,7 @@ async fn timeline(state: &AppState, cmd: &SlashCommand, name: &str) -> Result<Re
         let reply_to = cmd
             .response_url
             .clone()
-            .filter(|u| !u.is_empty())
+            .filter(|u| !u.is_empty() && rest.len() <= limits::RESPONSE_URL_POSTS)
             .unwrap_or_else(|| effects::ephemeral_target(&cmd.channel_id, &cmd.user_id));
         effects::enqueue_replies(&state.ctx, &reply_to, rest)
             .await

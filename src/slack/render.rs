@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use slack_morphism::prelude::*;
 
+use super::limits::{self, fit_message, fit_view, truncate};
 use crate::core::{human_duration, Incident, Role, Status};
 
 /// Action ids of the kickoff message's buttons.
@@ -34,12 +35,26 @@ fn primary_button(label: &str, action_id: &str, value: String) -> SlackBlockButt
 
 /// A mrkdwn message with one primary button under it.
 fn text_with_button(text: String, button: SlackBlockButtonElement) -> SlackMessageContent {
-    SlackMessageContent::new()
-        .with_text(text.clone())
-        .with_blocks(vec![
-            SlackSectionBlock::new().with_text(md!(text)).into(),
-            SlackActionsBlock::new(vec![button.into()]).into(),
-        ])
+    fit_message(
+        SlackMessageContent::new()
+            .with_text(text.clone())
+            .with_blocks(vec![
+                section(&text),
+                SlackActionsBlock::new(vec![button.into()]).into(),
+            ]),
+    )
+}
+
+/// A mrkdwn section, its text cut to Slack's 3,000 characters.
+fn section(text: &str) -> SlackBlock {
+    SlackSectionBlock::new()
+        .with_text(md!(truncate(text, limits::SECTION_TEXT)))
+        .into()
+}
+
+/// A plain-text message, cut to the 4,000 characters Slack advises.
+fn plain(text: String) -> SlackMessageContent {
+    fit_message(SlackMessageContent::new().with_text(text))
 }
 
 /// `<@U123>`, a mention of a Slack user id (ids are ours or Slack's, never free text).
@@ -103,7 +118,7 @@ pub fn topic(incident: &Incident) -> String {
         escape(&incident.title),
         clock(incident.target_at)
     );
-    text.chars().take(250).collect()
+    truncate(&text, limits::TOPIC)
 }
 
 /// The kickoff message: summary, roles, checklist with a button per item, Acknowledge.
@@ -116,11 +131,7 @@ pub fn kickoff(incident: &Incident) -> SlackMessageContent {
         incident.severity,
         escape(&incident.title)
     );
-    blocks.push(
-        SlackSectionBlock::new()
-            .with_text(md!(headline.clone()))
-            .into(),
-    );
+    blocks.push(section(&headline));
     let mut summary = format!(
         "*Status:* {}   *Severity:* {} ({})\n*Declared by* {} at {}\n*Response target:* {}",
         incident.status,
@@ -136,7 +147,8 @@ pub fn kickoff(incident: &Incident) -> SlackMessageContent {
             escape(&incident.description).replace('\n', "\n>")
         ));
     }
-    blocks.push(SlackSectionBlock::new().with_text(md!(summary)).into());
+    // The description is quoted last: a long one is cut, never the facts above it.
+    blocks.push(section(&summary));
 
     let mut deploy_lines = Vec::new();
     if !incident.versions_at_open.is_empty() {
@@ -164,11 +176,7 @@ pub fn kickoff(incident: &Incident) -> SlackMessageContent {
         deploy_lines.push(format!(":rocket: *Fix deployed* at {}", clock(at)));
     }
     if !deploy_lines.is_empty() {
-        blocks.push(
-            SlackSectionBlock::new()
-                .with_text(md!(deploy_lines.join("\n")))
-                .into(),
-        );
+        blocks.push(section(&deploy_lines.join("\n")));
     }
     let roles = Role::ALL
         .iter()
@@ -178,7 +186,7 @@ pub fn kickoff(incident: &Incident) -> SlackMessageContent {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    blocks.push(SlackSectionBlock::new().with_text(md!(roles)).into());
+    blocks.push(section(&roles));
     blocks.push(SlackDividerBlock::new().into());
 
     let done = incident
@@ -194,7 +202,19 @@ pub fn kickoff(incident: &Incident) -> SlackMessageContent {
             ))
             .into(),
     );
-    for item in &incident.checklist {
+    // Each item is a block with its button. Past what fits in one message (50 blocks; at most
+    // 5 follow the items: the rest of the list, a divider, resolved, acknowledge, the hint),
+    // the remaining items are listed in one section without buttons.
+    let with_buttons = limits::MESSAGE_BLOCKS.saturating_sub(blocks.len() + 5);
+    let mut rest = Vec::new();
+    for (n, item) in incident.checklist.iter().enumerate() {
+        if n >= with_buttons {
+            rest.push(match &item.done {
+                Some(_) => format!(":white_check_mark: ~{}~", escape(&item.text)),
+                None => format!(":white_large_square: {}", escape(&item.text)),
+            });
+            continue;
+        }
         let (text, label) = match &item.done {
             Some(d) => (
                 format!(
@@ -216,23 +236,22 @@ pub fn kickoff(incident: &Incident) -> SlackMessageContent {
         blocks.push(
             SlackSectionBlock::new()
                 .with_block_id(format!("checklist-{}", item.position).into())
-                .with_text(md!(text))
+                .with_text(md!(truncate(&text, limits::SECTION_TEXT)))
                 .with_accessory(button.into())
                 .into(),
         );
     }
+    if !rest.is_empty() {
+        blocks.push(section(&rest.join("\n")));
+    }
     blocks.push(SlackDividerBlock::new().into());
     if let (Some(at), Some(r)) = (incident.resolved_at, &incident.resolution) {
-        blocks.push(
-            SlackSectionBlock::new()
-                .with_text(md!(
-                    ":white_check_mark: *Resolved* by {} at {}: {}",
-                    user(&r.resolved_by),
-                    clock(at),
-                    escape(&r.summary)
-                ))
-                .into(),
-        );
+        blocks.push(section(&format!(
+            ":white_check_mark: *Resolved* by {} at {}: {}",
+            user(&r.resolved_by),
+            clock(at),
+            escape(&r.summary)
+        )));
     }
     match &incident.acknowledged {
         Some(ack) => blocks.push(
@@ -264,15 +283,17 @@ pub fn kickoff(incident: &Incident) -> SlackMessageContent {
         )])
         .into(),
     );
-    SlackMessageContent::new()
-        .with_text(format!(
-            "{} {} {}: {}",
-            incident.key(),
-            incident.severity,
-            incident.status,
-            escape(&incident.title)
-        ))
-        .with_blocks(blocks)
+    fit_message(
+        SlackMessageContent::new()
+            .with_text(format!(
+                "{} {} {}: {}",
+                incident.key(),
+                incident.severity,
+                incident.status,
+                escape(&incident.title)
+            ))
+            .with_blocks(blocks),
+    )
 }
 
 /// The announcement of a new incident, for the announce channel.
@@ -287,14 +308,16 @@ pub fn announcement(incident: &Incident) -> SlackMessageContent {
         war_room_link(incident),
         target_text(incident)
     );
-    SlackMessageContent::new()
-        .with_text(text.clone())
-        .with_blocks(vec![SlackSectionBlock::new().with_text(md!(text)).into()])
+    fit_message(
+        SlackMessageContent::new()
+            .with_text(text.clone())
+            .with_blocks(vec![section(&text)]),
+    )
 }
 
 /// The reply to the person who declared: where to go.
 pub fn opened_reply(incident: &Incident) -> SlackMessageContent {
-    SlackMessageContent::new().with_text(format!(
+    plain(format!(
         ":white_check_mark: {} is open: join {} — you are invited, the checklist is there.",
         incident.key(),
         war_room_link(incident)
@@ -440,7 +463,7 @@ pub fn status_update(incident: &Incident, text: &str, by: &str) -> SlackMessageC
         user(by),
         escape(text)
     );
-    SlackMessageContent::new().with_text(body)
+    plain(body)
 }
 
 /// A status update of a P0/P1, as repeated in the announce channel.
@@ -455,7 +478,7 @@ pub fn status_announcement(incident: &Incident, text: &str, by: &str) -> SlackMe
         incident.status,
         war_room_link(incident)
     );
-    SlackMessageContent::new().with_text(body)
+    plain(body)
 }
 
 /// `/incident timeline`: the whole timeline in UTC with actors, split into messages of at most
@@ -488,7 +511,7 @@ pub fn timeline(
     let mut chunks: Vec<String> = Vec::new();
     let mut current = String::new();
     for line in lines {
-        let line: String = line.chars().take(max_chars.saturating_sub(1)).collect();
+        let line = truncate(&line, max_chars.saturating_sub(1));
         if !current.is_empty() && current.chars().count() + line.chars().count() + 1 > max_chars {
             chunks.push(std::mem::take(&mut current));
         }
@@ -508,7 +531,7 @@ pub fn status_nudge(incident: &Incident, quiet: chrono::Duration) -> SlackMessag
     let quiet = human_duration(std::time::Duration::from_secs(
         quiet.num_seconds().max(0) as u64 / 60 * 60,
     ));
-    SlackMessageContent::new().with_text(format!(
+    plain(format!(
         ":alarm_clock: No status update on {} for {quiet}. Stakeholders are waiting: \
          post one with `/incident status &lt;what we know, what we do next&gt;`.",
         incident.key()
@@ -538,13 +561,13 @@ pub fn target_warning(incident: &Incident, breached: bool) -> SlackMessageConten
             clock(incident.target_at)
         )
     };
-    SlackMessageContent::new().with_text(text)
+    plain(text)
 }
 
 /// A communication warroom could not send itself, posted for a human to paste.
 pub fn draft(label: &str, reason: &str, title: &str, body: &str) -> SlackMessageContent {
     let body: String = body.chars().take(3500).collect();
-    SlackMessageContent::new().with_text(format!(
+    plain(format!(
         ":memo: *{label} — draft to paste* ({})\n*{}*\n```{}```",
         escape(reason),
         escape(title),
@@ -554,7 +577,7 @@ pub fn draft(label: &str, reason: &str, title: &str, body: &str) -> SlackMessage
 
 /// The reminder that the post-incident review is due.
 pub fn review_reminder(incident: &Incident) -> SlackMessageContent {
-    SlackMessageContent::new().with_text(format!(
+    plain(format!(
         ":spiral_note_pad: {} was resolved {}: its post-incident review is due. Hold the review, \
          record the action items, then `/incident close`.",
         incident.key(),
@@ -587,7 +610,7 @@ pub fn monitoring_summary(
             primary_button("Resolve", ACTION_RESOLVE, incident.number.to_string()),
         )
     } else {
-        SlackMessageContent::new().with_text(format!(
+        plain(format!(
             ":warning: {failures} failed health check(s) in the {window} after {} reached production: the fix may not have held. Consider rollback.",
             escape(version)
         ))
@@ -596,7 +619,7 @@ pub fn monitoring_summary(
 
 /// A direct page to one person (outside the escalation ladder).
 pub fn direct_page(incident: &Incident, reason: &str) -> SlackMessageContent {
-    SlackMessageContent::new().with_text(format!(
+    plain(format!(
         ":rotating_light: {} ({}): {} — war room {}",
         incident.key(),
         incident.severity,
@@ -643,12 +666,15 @@ pub fn open_modal(channel: &str) -> SlackView {
             {
                 "type": "input", "block_id": "description", "optional": true,
                 "label": { "type": "plain_text", "text": "What is happening?" },
-                "element": { "type": "plain_text_input", "action_id": "description", "multiline": true }
+                "element": {
+                    "type": "plain_text_input", "action_id": "description", "multiline": true,
+                    "max_length": 3000
+                }
             }
         ]
     });
     match serde_json::from_value(view) {
-        Ok(view) => view,
+        Ok(view) => fit_view(view),
         Err(e) => unreachable!("the declaration form is a valid view: {e}"),
     }
 }
@@ -665,10 +691,7 @@ pub fn resolve_modal(incident: &Incident) -> SlackView {
             "element": { "type": "plain_text_input", "action_id": block, "multiline": multiline }
         })
     };
-    let title: String = format!("Resolve {}", incident.key())
-        .chars()
-        .take(24)
-        .collect();
+    let title = format!("Resolve {}", incident.key());
     let view = serde_json::json!({
         "type": "modal",
         "callback_id": RESOLVE_MODAL,
@@ -706,7 +729,7 @@ pub fn resolve_modal(incident: &Incident) -> SlackView {
         ]
     });
     match serde_json::from_value(view) {
-        Ok(view) => view,
+        Ok(view) => fit_view(view),
         Err(e) => unreachable!("the resolution form is a valid view: {e}"),
     }
 }
@@ -739,6 +762,77 @@ mod tests {
             "<@U0BOB> assigned &lt;!here&gt; &amp; @team"
         );
         assert_eq!(core_text("mail a@b.c"), "mail a@b.c");
+    }
+
+    fn oversized_incident() -> Incident {
+        let policy = crate::core::SeverityPolicy {
+            target: std::time::Duration::from_secs(3600),
+            checklist: (1..=60)
+                .map(|i| format!("step {i} & <{}>", "x".repeat(40)))
+                .collect(),
+            escalation: Vec::new(),
+            status_every: None,
+            review_after: None,
+        };
+        let request = crate::core::OpenIncident {
+            number: 7,
+            title: "db & <down> ".repeat(16),
+            description: "a & b <c> ".repeat(300),
+            severity: crate::core::Severity::P0,
+            platform: crate::core::Platform::Slack,
+            declared_by: "U0ALICE".into(),
+            declared_in: "C0GENERAL".into(),
+            responders: Vec::new(),
+            reply_to: None,
+        };
+        match crate::core::open(request, &policy, chrono::Utc::now()) {
+            Ok(opened) => opened.incident,
+            Err(e) => unreachable!("a valid incident: {e}"),
+        }
+    }
+
+    fn valid(content: &SlackMessageContent) -> serde_json::Value {
+        let value = serde_json::to_value(content).unwrap_or_default();
+        assert_eq!(limits::check_message(&value), Ok(()), "{value}");
+        value
+    }
+
+    #[test]
+    fn every_render_fits_slack_limits() {
+        let mut incident = oversized_incident();
+        incident.resolved_at = Some(incident.declared_at);
+        incident.resolution = Some(crate::core::Resolution {
+            summary: "fixed & <verified> ".repeat(160),
+            resolved_by: "U0BOB".into(),
+            ..Default::default()
+        });
+        let kickoff = valid(&kickoff(&incident));
+        let blocks = kickoff["blocks"].as_array().cloned().unwrap_or_default();
+        let text = kickoff["blocks"].to_string();
+        assert!(text.contains("step 60 "), "every item is listed");
+        assert!(text.contains("checklist-30"), "items keep their buttons");
+        assert!(text.contains("*Resolved* by <@U0BOB>"));
+        assert!(blocks.len() <= limits::MESSAGE_BLOCKS);
+        let long = "a & <b> ".repeat(1000);
+        valid(&announcement(&incident));
+        valid(&page_dm(&incident, 0));
+        valid(&status_update(&incident, &long, "U0BOB"));
+        valid(&status_announcement(&incident, &long, "U0BOB"));
+        valid(&draft("Status page", &long, &long, &long));
+        valid(&direct_page(&incident, &long));
+        valid(&monitoring_summary(
+            &incident,
+            &long,
+            std::time::Duration::from_secs(60),
+            0,
+        ));
+        let topic = topic(&incident);
+        assert_eq!(limits::check_topic(&topic), Ok(()));
+        assert!(topic.ends_with('…'));
+        for view in [open_modal("C1"), resolve_modal(&incident)] {
+            let view = serde_json::to_value(view).unwrap_or_default();
+            assert_eq!(limits::check_view(&view), Ok(()), "{view}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::helpers::*;
 use warroom::core::{Change, Status, TimelineKind};
+use warroom::emulator::{CallKind, SlackEmulator};
 
 crate::on_both_backends!(
     war_room_commands_are_recorded_and_posted,
@@ -17,6 +18,9 @@ crate::on_both_backends!(
     pushpin_reactions_keep_messages_in_the_timeline,
     malformed_interactions_and_events_are_refused,
     long_timelines_are_split,
+    long_declarations_still_get_a_kickoff,
+    long_resolution_summaries_fit_the_kickoff,
+    very_long_timelines_arrive_whole,
 );
 
 fn kinds(events: &[warroom::core::TimelineEvent]) -> Vec<&'static str> {
@@ -634,4 +638,183 @@ async fn long_timelines_are_split(backend: Backend) {
         assert!(all.contains(&format!("note {i}:")), "note {i} missing");
     }
     assert!(rest.iter().all(|t| t.len() <= 4000));
+}
+
+/// Every call that carries a message or a topic was accepted: the emulator refuses what Slack
+/// refuses (`invalid_blocks`, `msg_too_long`, `too_long`, a used-up `response_url`).
+fn nothing_refused(slack: &SlackEmulator) {
+    const SENDS: [&str; 5] = [
+        "chat.postMessage",
+        "chat.update",
+        "chat.postEphemeral",
+        "conversations.setTopic",
+        "views.open",
+    ];
+    let refused: Vec<String> = slack
+        .calls()
+        .iter()
+        .filter(|c| {
+            c.kind == CallKind::Response
+                || (c.kind == CallKind::Api && SENDS.contains(&c.method.as_str()))
+        })
+        .filter(|c| !c.ok())
+        .map(|c| format!("{} {} {}", c.method, c.status, c.response))
+        .collect();
+    assert!(refused.is_empty(), "Slack refused: {refused:#?}");
+}
+
+/// `text` mrkdwn cut by warroom must not end inside an escape or a link.
+fn well_formed(text: &str) {
+    for (i, _) in text.match_indices('<') {
+        let rest = &text[i + 1..];
+        let close = rest.find('>').unwrap_or(usize::MAX);
+        let next = rest.find('<').unwrap_or(usize::MAX);
+        assert!(close < next, "an unclosed <… at {i} in {text}");
+    }
+    for (i, _) in text.match_indices('&') {
+        let rest = &text[i..];
+        assert!(
+            ["&amp;", "&lt;", "&gt;"]
+                .iter()
+                .any(|e| rest.starts_with(e)),
+            "a broken escape at {i}: {}",
+            &rest[..rest.len().min(12)]
+        );
+    }
+}
+
+async fn long_declarations_still_get_a_kickoff(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // The form allows 3,000 characters; escaping makes them longer still.
+    let description: String = "502s & <timeouts> from the edge; "
+        .repeat(100)
+        .chars()
+        .take(3000)
+        .collect();
+    let title: String = "checkout & payments <down> "
+        .repeat(8)
+        .chars()
+        .take(200)
+        .collect();
+    let submission = serde_json::json!({
+        "type": "view_submission",
+        "user": { "id": ALICE },
+        "view": {
+            "id": "VLONG",
+            "callback_id": "open_incident",
+            "private_metadata": GENERAL,
+            "state": { "values": {
+                "title": { "title": { "type": "plain_text_input", "value": title } },
+                "severity": { "severity": { "type": "static_select", "selected_option": { "value": "P1" } } },
+                "description": { "description": { "type": "plain_text_input", "value": description } }
+            } }
+        }
+    });
+    assert_eq!(app.interaction(&submission).await.status, 200);
+    let kickoff = app
+        .eventually("the kickoff with its buttons", |s| {
+            s.ok_calls("chat.postMessage").into_iter().find(|c| {
+                let blocks = c.params["blocks"].to_string();
+                blocks.contains("\"acknowledge\"") && blocks.contains("checklist-1")
+            })
+        })
+        .await;
+    app.settled().await;
+    nothing_refused(&app.slack);
+    let blocks = kickoff.params["blocks"].as_array().expect("blocks");
+    let texts: Vec<&str> = blocks
+        .iter()
+        .filter_map(|b| b["text"]["text"].as_str())
+        .collect();
+    let quoted = texts
+        .iter()
+        .find(|t| t.contains("502s &amp; &lt;timeouts&gt;"))
+        .unwrap_or_else(|| panic!("the description is quoted: {texts:#?}"));
+    assert!(quoted.contains('…'), "cut with an ellipsis");
+    texts.iter().for_each(|t| well_formed(t));
+    let topic = app
+        .slack
+        .topic(kickoff.params["channel"].as_str().unwrap_or_default());
+    assert!(topic.is_some(), "the topic was set");
+}
+
+async fn long_resolution_summaries_fit_the_kickoff(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let inc = app.open("P2", "search is slow").await;
+    let summary: String = "restarted the <indexer> & cleared the cache; "
+        .repeat(80)
+        .chars()
+        .take(2990)
+        .collect();
+    let answer = app
+        .in_room(&inc, &format!("resolve {summary}"), ALICE)
+        .await;
+    assert!(answer.text().contains("resolved"), "{answer:?}");
+    let updated = app
+        .eventually("the kickoff says resolved", |s| {
+            s.ok_calls("chat.update")
+                .into_iter()
+                .find(|c| c.params["blocks"].to_string().contains("*Resolved* by"))
+        })
+        .await;
+    app.settled().await;
+    nothing_refused(&app.slack);
+    let resolved = updated.params["blocks"]
+        .as_array()
+        .expect("blocks")
+        .iter()
+        .filter_map(|b| b["text"]["text"].as_str())
+        .find(|t| t.contains("*Resolved* by"))
+        .expect("the resolved line")
+        .to_string();
+    assert!(
+        resolved.contains("<@U0ALICE>") && resolved.contains('…'),
+        "{resolved}"
+    );
+    well_formed(&resolved);
+}
+
+async fn very_long_timelines_arrive_whole(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let inc = app.open("P3", "deadline blocker").await;
+    for i in 0..45 {
+        let note = format!("note {i}: {}", "a & b <c> ".repeat(100));
+        app.in_room(&inc, &format!("note {note}"), ALICE).await;
+    }
+    let first = app.in_room(&inc, "timeline", ALICE).await.text();
+    assert!(first.contains("Timeline of INC-1"), "{first}");
+    let found = |s: &SlackEmulator| -> Vec<String> {
+        let replies = s.responses("room").into_iter().filter(|c| c.ok());
+        let ephemerals = s.ok_calls("chat.postEphemeral").into_iter();
+        replies
+            .chain(ephemerals)
+            .map(|c| c.params["text"].as_str().unwrap_or_default().to_string())
+            .filter(|t| t.contains("note "))
+            .collect()
+    };
+    let rest = app
+        .eventually("the whole timeline", |s| {
+            let rest = found(s);
+            rest.iter().any(|t| t.contains("note 44:")).then_some(rest)
+        })
+        .await;
+    app.settled().await;
+    nothing_refused(&app.slack);
+    assert!(
+        rest.len() >= 6,
+        "more than one response_url takes: {}",
+        rest.len()
+    );
+    let all = format!("{first}\n{}", found(&app.slack).join("\n"));
+    for i in 0..45 {
+        assert_eq!(
+            all.matches(&format!("note {i}:")).count(),
+            1,
+            "note {i} arrives once"
+        );
+    }
+    for text in std::iter::once(&first).chain(&rest) {
+        assert!(text.chars().count() <= 4000, "{}", text.chars().count());
+        well_formed(text);
+    }
 }
