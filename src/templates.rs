@@ -403,7 +403,8 @@ fn registry(medium: Medium) -> Handlebars<'static> {
     hb.set_strict_mode(true);
     match medium {
         Medium::SlackMrkdwn => hb.register_escape_fn(crate::slack::render::escape),
-        Medium::Markdown | Medium::PlainText => hb.register_escape_fn(handlebars::no_escape),
+        // No escaping, but warroom's invisible mention marks are left out.
+        Medium::Markdown | Medium::PlainText => hb.register_escape_fn(crate::core::plain),
     }
     hb.register_helper("if", Box::new(StrictIf { positive: true }));
     hb.register_helper("unless", Box::new(StrictIf { positive: false }));
@@ -493,8 +494,9 @@ impl HelperDef for Mention {
     }
 }
 
-/// `{{with_mentions text}}`: stored text whose `@U123` user ids become real mentions in Slack
-/// (the rest escaped as usual); elsewhere the text as it is.
+/// `{{with_mentions text}}`: stored text whose people named by warroom (`crate::core::mention`)
+/// become real mentions in Slack, the rest escaped as usual (an id someone typed stays text);
+/// elsewhere the text as it is, people as `@U123`.
 struct WithMentions(Medium);
 
 impl HelperDef for WithMentions {
@@ -513,7 +515,7 @@ impl HelperDef for WithMentions {
         };
         let text = match self.0 {
             Medium::SlackMrkdwn => crate::slack::render::core_text(&text),
-            Medium::Markdown | Medium::PlainText => text,
+            Medium::Markdown | Medium::PlainText => crate::core::plain(&text),
         };
         out.write(&text)?;
         Ok(())
@@ -1401,7 +1403,8 @@ mod tests {
         let slack = &templates.registries[Medium::SlackMrkdwn.index()];
         let md = &templates.registries[Medium::Markdown.index()];
         let data = serde_json::json!({
-            "id": "U123", "bad": "U1><!channel", "none": null, "note": "@U0BOB said <!here>"
+            "id": "U123", "bad": "U1><!channel", "none": null,
+            "note": format!("{} said <!here> to @U0EVE", crate::core::mention("U0BOB"))
         });
         let r = |hb: &Handlebars, s: &str| hb.render_template(s, &data).unwrap();
         assert_eq!(r(slack, "{{mention id}}"), "<@U123>");
@@ -1411,9 +1414,14 @@ mod tests {
         assert_eq!(r(md, "{{mention bad}}"), "U1><!channel");
         assert_eq!(
             r(slack, "{{with_mentions note}}"),
-            "<@U0BOB> said &lt;!here&gt;"
+            "<@U0BOB> said &lt;!here&gt; to @U0EVE"
         );
-        assert_eq!(r(md, "{{with_mentions note}}"), "@U0BOB said <!here>");
+        assert_eq!(
+            r(md, "{{with_mentions note}}"),
+            "@U0BOB said <!here> to @U0EVE"
+        );
+        assert_eq!(r(md, "{{note}}"), "@U0BOB said <!here> to @U0EVE");
+        assert_eq!(r(slack, "{{note}}"), "@U0BOB said &lt;!here&gt; to @U0EVE");
         assert!(slack.render_template("{{mention nope}}", &data).is_err());
         assert!(slack
             .render_template("{{#if nope}}x{{/if}}", &data)

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::{
-    escalation_plan, target_warnings, CoreError, Done, Effect, Incident, Resolution, Role,
-    Severity, SeverityPolicy, Status, TimelineEvent, TimelineKind, UserId,
+    escalation_plan, inert, mention, target_warnings, CoreError, Done, Effect, Incident,
+    Resolution, Role, Severity, SeverityPolicy, Status, TimelineEvent, TimelineKind, UserId,
 };
 
 /// Something a responder asks of an incident.
@@ -204,7 +204,8 @@ pub fn handle(
             require(!closed, || format!("{key} is closed"))?;
             if incident.roles.get(&role) == Some(&user) {
                 return Err(CoreError::NotAllowed(format!(
-                    "@{user} is already {} of {key}",
+                    "{} is already {} of {key}",
+                    mention(&user),
                     role.title().to_lowercase()
                 )));
             }
@@ -215,13 +216,21 @@ pub fn handle(
             });
             out.timeline.push(event(
                 TimelineKind::RoleAssigned,
-                format!("@{user} assigned as {}", role.title().to_lowercase()),
+                format!(
+                    "{} assigned as {}",
+                    mention(&user),
+                    role.title().to_lowercase()
+                ),
             ));
             out.effects.push(Effect::InviteToWarRoom {
                 users: vec![user.clone()],
             });
             out.effects.push(Effect::UpdateKickoff);
-            out.reply = format!("@{user} is now {} of {key}.", role.title().to_lowercase());
+            out.reply = format!(
+                "{} is now {} of {key}.",
+                mention(&user),
+                role.title().to_lowercase()
+            );
         }
         Command::Acknowledge => {
             require(active, || {
@@ -229,8 +238,8 @@ pub fn handle(
             })?;
             if let Some(done) = &incident.acknowledged {
                 return Err(CoreError::NotAllowed(format!(
-                    "{key} was already acknowledged by @{} at {}",
-                    done.by,
+                    "{key} was already acknowledged by {} at {}",
+                    mention(&done.by),
                     done.at.format("%H:%M UTC")
                 )));
             }
@@ -372,9 +381,7 @@ pub fn handle(
                 )
             })?;
             let url = super::hotfix::check_link(&url).map_err(CoreError::Invalid)?;
-            let version = version
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty());
+            let version = version.map(|v| inert(v.trim())).filter(|v| !v.is_empty());
             let link = super::hotfix::HotfixLink {
                 url: url.clone(),
                 version: version.clone(),
@@ -454,6 +461,7 @@ fn require(ok: bool, message: impl FnOnce() -> String) -> Result<(), CoreError> 
 
 /// Trims user text; refuses empty or very long text.
 fn clean_text(text: &str, what: &str) -> Result<String, CoreError> {
+    let text = inert(text);
     let text = text.trim();
     if text.is_empty() {
         return Err(CoreError::Invalid(format!("{what} needs some text")));

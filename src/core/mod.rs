@@ -25,6 +25,37 @@ pub use severity::{InvalidSeverity, Severity};
 /// Longest title accepted, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
 
+/// The mark warroom puts before `@U…` when it names a person itself (an actor, a role holder,
+/// a message's author): U+2063 INVISIBLE SEPARATOR. Only marked ids become mentions when a
+/// medium can mention people; anything a user typed (`@U0BOB`, `<@U0BOB>`) stays text, and
+/// user text loses any mark it carried when it enters the timeline ([`inert`]).
+pub const MENTION_MARK: char = '\u{2063}';
+
+/// How warroom names a person in timeline text and replies: `⁣@U123` (see [`MENTION_MARK`]).
+/// Something that is not a user id (a bot's name) is written `@name`, as text.
+pub fn mention(user: &str) -> String {
+    let is_id = !user.is_empty()
+        && user
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    if is_id {
+        format!("{MENTION_MARK}@{user}")
+    } else {
+        format!("@{}", inert(user))
+    }
+}
+
+/// User text made inert: any [`MENTION_MARK`] removed, so it can name nobody.
+pub fn inert(text: &str) -> String {
+    text.replace(MENTION_MARK, "")
+}
+
+/// Timeline text for a medium that cannot mention people (web pages, email, Markdown): the
+/// marks removed, people shown as `@U123`.
+pub fn plain(text: &str) -> String {
+    inert(text)
+}
+
 /// What a severity demands: how fast, which steps, whom to page when.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeverityPolicy {
@@ -226,7 +257,7 @@ pub struct Opened {
 
 /// Checks and normalises a title: trimmed, whitespace collapsed, 1 to 200 characters.
 pub fn clean_title(raw: &str) -> Result<String, CoreError> {
-    let title = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    let title = inert(raw).split_whitespace().collect::<Vec<_>>().join(" ");
     if title.is_empty() {
         return Err(CoreError::Invalid("an incident needs a title".into()));
     }
@@ -266,7 +297,7 @@ pub fn open(
         number: request.number,
         channel_name: ChannelName::for_incident(request.number, &title),
         title,
-        description: request.description.trim().to_string(),
+        description: inert(request.description.trim()),
         severity: request.severity,
         status: Status::Investigating,
         platform: request.platform,
@@ -417,6 +448,19 @@ mod duration_ms {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn only_warroom_marks_mentions_and_user_text_loses_marks() {
+        assert_eq!(mention("U0BOB"), "\u{2063}@U0BOB");
+        assert_eq!(mention("deploy-bot"), "@deploy-bot");
+        assert_eq!(mention("\u{2063}x"), "@x");
+        assert_eq!(inert("a \u{2063}@U0EVE"), "a @U0EVE");
+        assert_eq!(plain(&format!("{} hi", mention("U1"))), "@U1 hi");
+        assert_eq!(
+            clean_title("db \u{2063}@U0EVE down"),
+            Ok("db @U0EVE down".to_string())
+        );
+    }
 
     fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 29, 10, 0, 0).unwrap()

@@ -164,7 +164,7 @@ pub async fn perform(
                 "slack" => {
                     let user = who.slack_user.as_deref().unwrap_or_default();
                     crate::slack::effects::send_page_dm(ctx, incident, user, *step).await?;
-                    format!("Slack DM to @{user}")
+                    format!("Slack DM to {}", crate::core::mention(user))
                 }
                 "pagerduty" => {
                     let key = secret(&who.pagerduty_routing_key)?;

@@ -99,7 +99,10 @@ pub async fn perform(
                                         now,
                                         None,
                                         TimelineKind::Failure,
-                                        format!("Could not invite @{user}: {e}"),
+                                        format!(
+                                            "Could not invite {}: {e}",
+                                            crate::core::mention(user)
+                                        ),
                                     ),
                                     source_key: None,
                                 });
@@ -258,7 +261,10 @@ pub async fn perform(
                     now,
                     None,
                     TimelineKind::Paged,
-                    format!("Paged @{user} by Slack DM to decide on a rollback"),
+                    format!(
+                        "Paged {} by Slack DM to decide on a rollback",
+                        crate::core::mention(user)
+                    ),
                 ),
                 source_key: None,
             }))
@@ -402,9 +408,9 @@ pub async fn perform(
                 Some(m) => format!(
                     "Pinned {}: “{}”{}",
                     m.user
-                        .map(|u| format!("@{u}"))
+                        .map(|u| crate::core::mention(&u))
                         .unwrap_or_else(|| "a message".into()),
-                    m.text.trim(),
+                    crate::core::inert(m.text.trim()),
                     link.map(|l| format!(" — {l}")).unwrap_or_default()
                 ),
                 None => format!(

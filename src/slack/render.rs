@@ -5,13 +5,14 @@ use chrono::{DateTime, Utc};
 use slack_morphism::prelude::*;
 
 use super::limits::{self, fit_message, fit_view, truncate};
-use crate::core::{human_duration, Incident, Role, Status};
+use crate::core::{human_duration, Incident, Role, Status, MENTION_MARK};
 
 /// Action ids of the kickoff message's buttons.
 pub const ACTION_CHECKLIST: &str = "checklist_toggle";
 pub const ACTION_ACKNOWLEDGE: &str = "acknowledge";
 
-/// Escapes user text for mrkdwn: `&`, `<` and `>` (Slack's three control characters).
+/// Escapes user text for mrkdwn: `&`, `<` and `>` (Slack's three control characters). The
+/// text names nobody: warroom's mention mark ([`crate::core::MENTION_MARK`]) is dropped.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -19,6 +20,7 @@ pub fn escape(text: &str) -> String {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
+            MENTION_MARK => {}
             c => out.push(c),
         }
     }
@@ -425,31 +427,32 @@ pub fn usage_error(command: &str, problem: &str) -> String {
     )
 }
 
-/// Text stored by the core (timeline, replies) made safe for mrkdwn: escaped, and `@U…` user
-/// ids turned into mentions.
+/// Text stored by warroom (timeline, replies) made safe for mrkdwn: escaped, and the people
+/// warroom named itself ([`crate::core::mention`]: the mark, then `@U…`) turned into mentions.
+/// Everything else, including an `@U0BOB` or `<@U0BOB>` someone typed, stays text.
 pub fn core_text(text: &str) -> String {
-    let escaped = escape(text);
-    let mut out = String::with_capacity(escaped.len());
-    let mut rest = escaped.as_str();
-    while let Some(at) = rest.find('@') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let id_len = after
-            .char_indices()
-            .take_while(|(_, c)| c.is_ascii_uppercase() || c.is_ascii_digit())
-            .map(|(i, c)| i + c.len_utf8())
-            .last()
-            .unwrap_or(0);
-        let id = &after[..id_len];
-        if id_len >= 3 && (id.starts_with('U') || id.starts_with('W')) {
-            out.push_str(&user(id));
-        } else {
-            out.push('@');
-            out.push_str(id);
-        }
-        rest = &after[id_len..];
+    let mut out = String::with_capacity(text.len());
+    let mut parts = text.split(MENTION_MARK);
+    if let Some(first) = parts.next() {
+        out.push_str(&escape(first));
     }
-    out.push_str(rest);
+    for part in parts {
+        let id_len = part
+            .strip_prefix('@')
+            .map(|after| {
+                after
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+                    .count()
+            })
+            .unwrap_or(0);
+        if id_len > 0 {
+            out.push_str(&user(&part[1..1 + id_len]));
+            out.push_str(&escape(&part[1 + id_len..]));
+        } else {
+            out.push_str(&escape(part));
+        }
+    }
     out
 }
 
@@ -756,12 +759,28 @@ mod tests {
     }
 
     #[test]
-    fn core_text_mentions_ids_and_escapes_the_rest() {
+    fn core_text_mentions_whom_warroom_names_and_escapes_the_rest() {
+        use crate::core::mention;
         assert_eq!(
-            core_text("@U0BOB assigned <!here> & @team"),
+            core_text(&format!("{} assigned <!here> & @team", mention("U0BOB"))),
             "<@U0BOB> assigned &lt;!here&gt; &amp; @team"
         );
         assert_eq!(core_text("mail a@b.c"), "mail a@b.c");
+        // Typed ids, bare or in Slack's syntax, stay text (old stored events included).
+        assert_eq!(
+            core_text("ping @U0EVE <@U0EVE> <@U0EVE|eve>"),
+            "ping @U0EVE &lt;@U0EVE&gt; &lt;@U0EVE|eve&gt;"
+        );
+        // A stray mark is dropped, whatever follows it.
+        assert_eq!(core_text("a\u{2063}b \u{2063}@ c\u{2063}"), "ab @ c");
+        assert_eq!(
+            core_text(&format!(
+                "{}: “{}”",
+                mention("U0BOB"),
+                crate::core::inert("\u{2063}@U0EVE")
+            )),
+            "<@U0BOB>: “@U0EVE”"
+        );
     }
 
     fn oversized_incident() -> Incident {

@@ -21,6 +21,7 @@ crate::on_both_backends!(
     long_declarations_still_get_a_kickoff,
     long_resolution_summaries_fit_the_kickoff,
     very_long_timelines_arrive_whole,
+    user_text_never_becomes_a_mention,
 );
 
 fn kinds(events: &[warroom::core::TimelineEvent]) -> Vec<&'static str> {
@@ -817,4 +818,42 @@ async fn very_long_timelines_arrive_whole(backend: Backend) {
         assert!(text.chars().count() <= 4000, "{}", text.chars().count());
         well_formed(text);
     }
+}
+
+async fn user_text_never_becomes_a_mention(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let inc = app.open("P1", "db <@U0EVE> down @U0EVE").await;
+    app.in_room(&inc, "status paging @U0EVE and <@U0EVE|eve> now", ALICE)
+        .await;
+    app.in_room(&inc, "note asked @U0EVE & <@U0EVE>", ALICE)
+        .await;
+    app.in_room(&inc, "assign commander <@U0BOB|bob>", ALICE)
+        .await;
+    let ts = "1700000200.000100";
+    app.slack
+        .register_message(&inc.room, ts, "U0BOB", "cc @U0EVE <@U0EVE> please");
+    app.event(
+        reaction("reaction_added", ALICE, "pushpin", &inc.room, ts),
+        "EvMention",
+        None,
+    )
+    .await;
+    app.settled().await;
+    let timeline = app.in_room(&inc, "timeline", ALICE).await.text();
+    assert!(
+        timeline.contains("cc @U0EVE"),
+        "the pinned text is in: {timeline}"
+    );
+    // warroom's own names are mentions: the declarer, the actor, the new commander.
+    assert!(timeline.contains("<@U0ALICE>"), "{timeline}");
+    assert!(
+        timeline.contains("<@U0BOB> assigned as incident commander"),
+        "{timeline}"
+    );
+    // What people typed never is.
+    assert!(!timeline.contains("<@U0EVE"), "{timeline}");
+    assert!(
+        !everything_sent(&app.slack).contains("<@U0EVE"),
+        "a typed id became a mention somewhere"
+    );
 }
