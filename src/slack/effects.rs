@@ -6,7 +6,6 @@ use crate::core::{pin_key, ChannelName, Effect, Incident, TimelineEvent, Timelin
 use crate::jobs::{JobChange, JobError, JobOutcome};
 use crate::resolution::{self, Publication};
 use crate::templates::Template;
-use slack_morphism::prelude::SlackMessageContent;
 
 use super::api::{SlackApi, SlackCallError};
 use super::render;
@@ -243,12 +242,7 @@ pub async fn perform(
         Effect::WatchHealth => Err(JobError::fatal("`watch_health` is run by the job runner")),
         Effect::PostToWarRoom { text } => {
             let room = war_room(incident)?;
-            slack
-                .post(
-                    &room.id,
-                    SlackMessageContent::new().with_text(render::core_text(text)),
-                )
-                .await?;
+            slack.post(&room.id, render::war_room_text(text)).await?;
             Ok(JobOutcome::none())
         }
         Effect::PageUser { user, reason } => {
@@ -310,9 +304,7 @@ pub async fn perform(
                 (None, Some(room)) => (room.id.clone(), format!("#{}", room.name)),
                 (None, None) => return Err(JobError::retry("no war room yet")),
             };
-            slack
-                .post(&channel, SlackMessageContent::new().with_text(text))
-                .await?;
+            slack.post(&channel, render::document(&text)).await?;
             Ok(published(
                 incident,
                 now,

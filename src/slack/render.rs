@@ -59,6 +59,18 @@ fn plain(text: String) -> SlackMessageContent {
     fit_message(SlackMessageContent::new().with_text(text))
 }
 
+/// A long mrkdwn document posted as one message (the internal announcement): kept whole up to
+/// the 40,000 characters Slack takes, cut with an ellipsis past that.
+pub fn document(text: &str) -> SlackMessageContent {
+    SlackMessageContent::new().with_text(truncate(text, limits::TEXT))
+}
+
+/// Text warroom wrote for the war room (deploys, health, rollbacks): escaped, with the people
+/// warroom named as mentions, within Slack's limits.
+pub fn war_room_text(text: &str) -> SlackMessageContent {
+    plain(core_text(text))
+}
+
 /// `<@U123>`, a mention of a Slack user id (ids are ours or Slack's, never free text).
 pub fn user(id: &str) -> String {
     format!("<@{}>", id.replace(['<', '>', '|', '&'], ""))
@@ -852,6 +864,21 @@ mod tests {
             let view = serde_json::to_value(view).unwrap_or_default();
             assert_eq!(limits::check_view(&view), Ok(()), "{view}");
         }
+    }
+
+    #[test]
+    fn documents_keep_to_slacks_hard_limit() {
+        let short = serde_json::to_value(document("*hi* &amp; bye")).unwrap_or_default();
+        assert_eq!(short["text"], "*hi* &amp; bye");
+        let long = "&amp;".repeat(10_000);
+        let cut = valid(&document(&long));
+        let text = cut["text"].as_str().unwrap_or_default();
+        assert!(text.chars().count() <= limits::TEXT && text.ends_with("&amp;…"));
+        let posted = valid(&war_room_text(&format!(
+            "{} & @U0EVE",
+            crate::core::mention("U1")
+        )));
+        assert_eq!(posted["text"], "<@U1> &amp; @U0EVE");
     }
 
     #[test]

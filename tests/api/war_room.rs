@@ -22,6 +22,7 @@ crate::on_both_backends!(
     long_resolution_summaries_fit_the_kickoff,
     very_long_timelines_arrive_whole,
     user_text_never_becomes_a_mention,
+    long_resolutions_are_announced,
 );
 
 fn kinds(events: &[warroom::core::TimelineEvent]) -> Vec<&'static str> {
@@ -856,4 +857,46 @@ async fn user_text_never_becomes_a_mention(backend: Backend) {
         !everything_sent(&app.slack).contains("<@U0EVE"),
         "a typed id became a mention somewhere"
     );
+}
+
+/// A resolution form filled to Slack's 3,000 characters per field, in text that escaping makes
+/// longer (`&` becomes `&amp;`): the internal announcement quoting it still gets through.
+async fn long_resolutions_are_announced(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let _inc = app.open("P2", "R&D builds fail").await;
+    let field: String = "R&D<>".repeat(600);
+    let text = |v: &str| serde_json::json!({ "type": "plain_text_input", "value": v });
+    let lines: String = (0..300)
+        .map(|i| format!("- fix #{i} & <retest>\n"))
+        .collect();
+    let submission = serde_json::json!({
+        "type": "view_submission",
+        "user": { "id": ALICE },
+        "view": {
+            "id": "VRESOLVELONG",
+            "callback_id": "resolve_incident",
+            "private_metadata": "1",
+            "state": { "values": {
+                "summary": { "summary": text(&field) },
+                "impact": { "impact": text(&field) },
+                "root_cause": { "root_cause": text(&field) },
+                "fix": { "fix": text(&field) },
+                "follow_ups": { "follow_ups": text(&lines) },
+                "customer_facing": { "customer_facing": { "type": "radio_buttons", "selected_option": { "value": "no" } } }
+            } }
+        }
+    });
+    assert_eq!(app.interaction(&submission).await.status, 200);
+    let announced = app
+        .eventually("the internal announcement", |s| {
+            s.posts_to(ANNOUNCE)
+                .into_iter()
+                .find(|c| c.params["text"].to_string().contains("R&amp;D&lt;&gt;"))
+        })
+        .await;
+    app.settled().await;
+    nothing_refused(&app.slack);
+    let text = announced.params["text"].as_str().unwrap_or_default();
+    assert!(text.chars().count() <= 40_000, "{}", text.chars().count());
+    well_formed(text);
 }
