@@ -248,6 +248,17 @@ pub async fn perform(
                 .await?;
             Ok(JobOutcome::none())
         }
+        Effect::PostToAnnounceChannel { text } => {
+            if let Some(channel) = &ctx.config.slack.announce_channel {
+                slack
+                    .post(
+                        channel,
+                        SlackMessageContent::new().with_text(render::core_text(text)),
+                    )
+                    .await?;
+            }
+            Ok(JobOutcome::none())
+        }
         Effect::PageUser { user, reason } => {
             let dm = slack.open_dm(user).await?;
             slack
