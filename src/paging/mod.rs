@@ -545,7 +545,7 @@ pub async fn perform(
 
 /// How long a PagerDuty acknowledge or resolve waits before it looks again at a trigger in
 /// flight.
-pub const TRIGGER_WAIT: Duration = Duration::from_secs(2);
+pub const TRIGGER_WAIT: Duration = Duration::from_secs(5);
 
 fn secret(value: &Option<secrecy::SecretString>) -> Result<&str, JobError> {
     value

@@ -97,7 +97,7 @@ pub async fn lock_incident_for_write(
 ) -> StoreResult<()> {
     let sql = match backend {
         Backend::Postgres => "SELECT number FROM incidents WHERE number = $1 FOR UPDATE",
-        Backend::Sqlite => "UPDATE incidents SET number = number WHERE number = $1",
+        Backend::Sqlite => "UPDATE incidents SET updated_at = updated_at WHERE number = $1",
     };
     sqlx::query(sql).bind(number).execute(conn).await?;
     Ok(())
