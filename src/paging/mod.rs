@@ -125,24 +125,57 @@ fn still_paging(incident: &Incident) -> bool {
     incident.acknowledged.is_none() && incident.status.is_active()
 }
 
-/// The changes that make "nobody can be reached" an event: a timeline line (once, by
-/// `source_key`) and the same text in the war room and the announce channel.
-fn unreachable_changes(
+/// Makes "nobody can be reached" an event, in the caller's transaction: a timeline line
+/// (once, by its source key `unreachable:<incident>:<key>`) and, the first time, the same text
+/// in the war room and the announce channel.
+async fn record_unreachable(
+    conn: &mut sqlx::AnyConnection,
     incident: i64,
     key: &str,
     text: String,
     now: DateTime<Utc>,
-) -> Vec<JobChange> {
-    vec![
-        JobChange::Timeline {
-            event: TimelineEvent::new(now, None, TimelineKind::Failure, text.clone()),
-            source_key: Some(format!("unreachable:{incident}:{key}")),
-        },
-        JobChange::Enqueue(vec![
+) -> Result<(), store::StoreError> {
+    let event = TimelineEvent::new(now, None, TimelineKind::Failure, text.clone());
+    let source = format!("unreachable:{incident}:{key}");
+    if store::insert_timeline(conn, incident, &event, Some(&source)).await? {
+        let posts = [
             Effect::PostToWarRoom { text: text.clone() },
             Effect::PostToAnnounceChannel { text },
-        ]),
-    ]
+        ];
+        crate::jobs::enqueue_effects(conn, incident, &posts, now).await?;
+    }
+    Ok(())
+}
+
+/// Begins a transaction that holds the incident's lock (as [`store::begin_page`] does) and
+/// reads it: the incident comes back only while paging still applies, so an alarm raised in
+/// this transaction never follows an acknowledgement that committed first.
+async fn lock_while_paging(
+    ctx: &AppContext,
+    incident: i64,
+) -> Result<(sqlx::Transaction<'static, sqlx::Any>, Option<Incident>), store::StoreError> {
+    let mut tx = ctx.store.begin().await?;
+    store::lock_incident_for_write(&mut tx, ctx.store.backend(), incident).await?;
+    let current = store::get_incident(&mut tx, incident)
+        .await?
+        .filter(still_paging);
+    Ok((tx, current))
+}
+
+/// Raises a "nobody can be reached" alarm unless the incident was acknowledged or resolved.
+async fn raise_unreachable(
+    ctx: &AppContext,
+    incident: i64,
+    key: &str,
+    text: String,
+) -> Result<(), store::StoreError> {
+    let (mut tx, current) = lock_while_paging(ctx, incident).await?;
+    if current.is_some() {
+        record_unreachable(&mut tx, incident, key, text, ctx.clock.now()).await?;
+    }
+    tx.commit().await?;
+    ctx.wake.notify_waiters();
+    Ok(())
 }
 
 /// `primary (Slack DM, PagerDuty), senior (webhook: failed)`: who a plan (or step) tried.
@@ -212,9 +245,8 @@ async fn escalation_step(
             step,
             describe_tried(&tried)
         );
-        return Ok(JobOutcome {
-            changes: unreachable_changes(incident.number, &format!("{plan}:unanswered"), text, now),
-        });
+        raise_unreachable(ctx, incident.number, &format!("{plan}:unanswered"), text).await?;
+        return Ok(JobOutcome::none());
     }
     let mut pages = Vec::new();
     let mut deliveries = Vec::new();
@@ -284,12 +316,7 @@ async fn escalation_step(
             step + 1,
             unusable.join(", ")
         );
-        outcome.changes.extend(unreachable_changes(
-            incident.number,
-            &format!("{plan}:{step}:nobody"),
-            text,
-            now,
-        ));
+        raise_unreachable(ctx, incident.number, &format!("{plan}:{step}:nobody"), text).await?;
     } else {
         {
             let mut conn = ctx.store.acquire().await?;
@@ -310,11 +337,13 @@ async fn escalation_step(
         });
     }
     if last_step(ladder) == Some(step) {
-        let grace =
-            chrono::Duration::from_std(unanswered_grace(ladder)).unwrap_or(chrono::Duration::MAX);
+        let due_at = chrono::Duration::from_std(unanswered_grace(ladder))
+            .ok()
+            .and_then(|grace| now.checked_add_signed(grace))
+            .unwrap_or(now + chrono::Duration::minutes(15));
         pages.push(Effect::EscalationStep {
             step: step + 1,
-            due_at: now + grace,
+            due_at,
             page: Vec::new(),
             plan,
         });
@@ -387,7 +416,7 @@ async fn end_page(
     result: &Result<String, JobError>,
 ) -> Result<(), crate::store::StoreError> {
     let now = ctx.clock.now();
-    let mut tx = ctx.store.begin().await?;
+    let (mut tx, paging) = lock_while_paging(ctx, incident.number).await?;
     let (state, detail) = match result {
         Ok(detail) => (store::PageState::Sent, detail.clone()),
         Err(JobError::Retry { reason, .. } | JobError::Fatal(reason)) => {
@@ -405,7 +434,7 @@ async fn end_page(
         let failing = |p: &store::PageRecord| {
             p.state == store::PageState::Failed && p.failures >= FAILURES_BEFORE_ALARM
         };
-        if !step.is_empty() && step.iter().all(failing) {
+        if paging.is_some() && !step.is_empty() && step.iter().all(failing) {
             let failures = step
                 .iter()
                 .map(|p| {
@@ -423,23 +452,8 @@ async fn end_page(
                 incident.key(),
                 delivery.step + 1
             );
-            let key = format!(
-                "unreachable:{}:{}:{}:failed",
-                incident.number, delivery.plan, delivery.step
-            );
-            let event = TimelineEvent::new(now, None, TimelineKind::Failure, text.clone());
-            if store::insert_timeline(&mut tx, incident.number, &event, Some(&key)).await? {
-                crate::jobs::enqueue_effects(
-                    &mut tx,
-                    incident.number,
-                    &[
-                        Effect::PostToWarRoom { text: text.clone() },
-                        Effect::PostToAnnounceChannel { text },
-                    ],
-                    now,
-                )
-                .await?;
-            }
+            let key = format!("{}:{}:failed", delivery.plan, delivery.step);
+            record_unreachable(&mut tx, incident.number, &key, text, now).await?;
         }
     }
     tx.commit().await?;
