@@ -76,6 +76,14 @@ pub fn check_config(path: Option<&Path>, env: &[(String, String)]) -> ExitCode {
             }
         }
     }
+    if let (Ok((config, _)), Ok(paging)) = (
+        Config::load(path, env),
+        crate::paging::channels::PagingSettings::from_lookup(lookup),
+    ) {
+        for w in unusable_channel_warnings(&config, &paging) {
+            println!("warning: {w}");
+        }
+    }
     for (name, result) in [
         (
             "paging",
@@ -110,6 +118,27 @@ pub fn check_config(path: Option<&Path>, env: &[(String, String)]) -> ExitCode {
         println!("configuration OK");
         ExitCode::SUCCESS
     }
+}
+
+/// Contacts paged by email or SMS when that channel is not set up in the environment.
+fn unusable_channel_warnings(
+    config: &Config,
+    paging: &crate::paging::channels::PagingSettings,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, contact) in &config.contacts {
+        if contact.email.is_some() && paging.smtp.is_none() {
+            out.push(format!(
+                "contacts.{name}.email is set but SMTP_HOST and SMTP_FROM are not: {name} is not paged by email"
+            ));
+        }
+        if contact.phone.is_some() && paging.twilio.is_none() {
+            out.push(format!(
+                "contacts.{name}.phone is set but Twilio (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM) is not: {name} is not paged by SMS"
+            ));
+        }
+    }
+    out
 }
 
 /// `warroom manifest --url <base>`: a Slack app manifest (JSON) for "Create app from manifest".
@@ -213,6 +242,43 @@ pub async fn preview(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warns_about_email_and_sms_contacts_without_a_provider() {
+        let config = Config::from_toml(
+            r#"
+[contacts.manager]
+email = "manager@acme.test"
+phone = "+15550001111"
+"#,
+        )
+        .unwrap();
+        let none = crate::paging::channels::PagingSettings::default();
+        let warnings = unusable_channel_warnings(&config, &none);
+        assert_eq!(warnings.len(), 2, "{warnings:#?}");
+        assert!(
+            warnings[0].contains("contacts.manager.email"),
+            "{warnings:#?}"
+        );
+        assert!(
+            warnings[1].contains("contacts.manager.phone"),
+            "{warnings:#?}"
+        );
+        let both = crate::paging::channels::PagingSettings::from_lookup(|k| {
+            [
+                ("SMTP_HOST", "smtp.acme.test"),
+                ("SMTP_FROM", "warroom@acme.test"),
+                ("TWILIO_ACCOUNT_SID", "AC1"),
+                ("TWILIO_AUTH_TOKEN", "t"),
+                ("TWILIO_FROM", "+15550000000"),
+            ]
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
+        })
+        .unwrap();
+        assert!(unusable_channel_warnings(&config, &both).is_empty());
+    }
 
     #[test]
     fn manifest_points_slack_at_our_endpoints() {

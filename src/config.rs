@@ -764,6 +764,13 @@ impl Config {
                 }
             }
         }
+        for (name, contact) in &self.contacts {
+            if crate::paging::contact_channels(contact).is_empty() {
+                out.push(format!(
+                    "contacts.{name} has no paging channel (slack_user, pagerduty_routing_key, webhook_url, email or phone): paging {name} reaches nobody"
+                ));
+            }
+        }
         out
     }
 }
@@ -1182,6 +1189,34 @@ status_every = 30
         assert_eq!(e.database_url, "sqlite://warroom.db");
         let bad = Environment::from_lookup(|k| (k == "WARROOM_BIND").then(|| "nope".to_string()));
         assert_eq!(bad.unwrap_err().problems[0].key, "WARROOM_BIND");
+    }
+
+    #[test]
+    fn warns_about_contacts_without_a_channel() {
+        let config = Config::from_toml(
+            r#"
+[severity.P0]
+escalation = [{ after = "0s", page = ["ghost", "primary"] }]
+
+[contacts.ghost]
+teams_user = "someone"
+
+[contacts.primary]
+slack_user = "U1"
+"#,
+        )
+        .unwrap();
+        let warnings = config.warnings();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("contacts.ghost has no paging channel")),
+            "{warnings:#?}"
+        );
+        assert!(
+            !warnings.iter().any(|w| w.contains("contacts.primary")),
+            "{warnings:#?}"
+        );
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! status-page update and the customer email. Each is published where configured, or handed
 //! back as a draft for the chat adapter to post in the war room.
 
+use sha2::Digest;
+
 use crate::app::AppContext;
 use crate::core::Incident;
 use crate::jobs::JobError;
@@ -110,10 +112,15 @@ pub async fn customer_email(
     } else if !ctx.pagers.smtp_configured() {
         "SMTP is not configured (SMTP_HOST, SMTP_FROM)"
     } else {
-        ctx.pagers.send_mail(to, &subject, &body).await?;
+        let sent = send_to_each(ctx, incident, to, &subject, &body).await?;
         return Ok(Publication::Published(format!(
-            "Customer email “{subject}” sent to {} recipient(s)",
-            to.len()
+            "Customer email “{subject}” sent to {} recipient(s), one message each{}",
+            to.len(),
+            if sent < to.len() {
+                format!(" ({} sent before a retry)", to.len() - sent)
+            } else {
+                String::new()
+            }
         )));
     };
     Ok(Publication::Draft {
@@ -121,6 +128,58 @@ pub async fn customer_email(
         title: subject,
         body,
     })
+}
+
+/// Sends the customer email as one message per recipient, so that customers never see each
+/// other's addresses. Each recipient is its own durable unit: once the SMTP server accepted a
+/// message, the recipient is recorded, and a retry (after a failure for a later recipient)
+/// skips them. A crash between the server's acceptance and that record resends to that one
+/// recipient, with the same `Message-ID`, so mail systems can drop the duplicate. Returns how
+/// many messages this call sent.
+async fn send_to_each(
+    ctx: &AppContext,
+    incident: &Incident,
+    to: &[String],
+    subject: &str,
+    body: &str,
+) -> Result<usize, JobError> {
+    // A bad address is a configuration error: refuse before anyone gets the email.
+    let recipients = to
+        .iter()
+        .map(|address| {
+            crate::paging::channels::parse_recipient(address)
+                .map(|mailbox| (address.trim(), mailbox.email.to_string().to_lowercase()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mail_key = format!("customer_email:{}", incident.number);
+    let mut sent = 0;
+    for (address, recipient) in recipients {
+        let done = {
+            let mut conn = ctx.store.acquire().await?;
+            store::mail_sent(&mut conn, &mail_key, &recipient).await?
+        };
+        if done {
+            continue;
+        }
+        let digest = sha2::Sha256::digest(recipient.as_bytes());
+        let id = format!(
+            "warroom-INC-{}-customer-email-{}",
+            incident.number,
+            &hex::encode(digest)[..16]
+        );
+        ctx.pagers.send_mail(address, subject, body, &id).await?;
+        let mut conn = ctx.store.acquire().await?;
+        store::record_mail_sent(
+            &mut conn,
+            &mail_key,
+            &recipient,
+            incident.number,
+            ctx.clock.now(),
+        )
+        .await?;
+        sent += 1;
+    }
+    Ok(sent)
 }
 
 /// A rendered email starts with `Subject: …` and a blank line.

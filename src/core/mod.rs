@@ -129,6 +129,9 @@ pub enum Effect {
     WatchHealth,
     /// Post a chat message in the war room (hotfix tracking: deploys, health, rollbacks).
     PostToWarRoom { text: String },
+    /// Post a chat message in the announce channel, if one is configured (paging alarms:
+    /// nobody could be reached).
+    PostToAnnounceChannel { text: String },
     /// Page one person directly: the commander, when the service fails while a fix is
     /// monitored (the timeline says they were paged to decide on a rollback).
     PageUser { user: UserId, reason: String },
@@ -178,6 +181,7 @@ impl Effect {
             Effect::ResolvePagers => "resolve_pagers",
             Effect::WatchHealth => "watch_health",
             Effect::PostToWarRoom { .. } => "post_to_war_room",
+            Effect::PostToAnnounceChannel { .. } => "post_to_announce_channel",
             Effect::PageUser { .. } => "page_user",
             Effect::MonitoringWindowEnd { .. } => "monitoring_window_end",
             Effect::PublishAnnouncement => "publish_announcement",

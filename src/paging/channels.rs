@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{Hmac, Mac};
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentType, MIME_VERSION_1_0};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -564,11 +564,11 @@ impl Pagers {
     }
 
     /// Email over SMTP: subject `[P0] INC-7 paged: db down`, a plain-text body with the page
-    /// facts and link, sent with [`Pagers::send_mail`]. Transient SMTP replies (4xx) and
-    /// connection failures are retryable, permanent ones (5xx) are not. Fatal when SMTP is not
-    /// configured.
-    pub async fn email(&self, to: &str, page: &PageMessage) -> Result<(), DeliveryError> {
-        self.send_mail(&[to.to_string()], &email_subject(page), &email_body(page))
+    /// facts and link, sent with [`Pagers::send_mail`]. `id` names the page (the same on every
+    /// retry) and becomes its `Message-ID`. Transient SMTP replies (4xx) and connection
+    /// failures are retryable, permanent ones (5xx) are not. Fatal when SMTP is not configured.
+    pub async fn email(&self, to: &str, page: &PageMessage, id: &str) -> Result<(), DeliveryError> {
+        self.send_mail(to, &email_subject(page), &email_body(page), id)
             .await
     }
 
@@ -577,43 +577,46 @@ impl Pagers {
         self.settings.smtp.is_some()
     }
 
-    /// One plain-text UTF-8 email (`text/plain; charset=utf-8`) to every address in `to`
-    /// (all of them in `To:` and in the envelope), through the shared SMTP transport. Control
-    /// characters in `subject` (newlines included) become spaces. Transient SMTP replies (4xx)
-    /// and connection failures are retryable, permanent ones (5xx) are not.
+    /// Whether SMS can be sent (Twilio is configured).
+    pub fn sms_configured(&self) -> bool {
+        self.settings.twilio.is_some()
+    }
+
+    /// One plain-text UTF-8 email (`text/plain; charset=utf-8`, `MIME-Version: 1.0`) to one
+    /// recipient, alone in `To:` and in the envelope, through the shared SMTP transport.
+    /// `id` (a stable name for this email, the same on every retry, so that a receiver can
+    /// drop a duplicate) becomes `Message-ID: <id@domain of SMTP_FROM>`; characters not
+    /// allowed there become `-`. Control characters in `subject` (newlines included) become
+    /// spaces. Transient SMTP replies (4xx) and connection failures are retryable, permanent
+    /// ones (5xx) are not.
     ///
     /// # Errors
     ///
-    /// [`DeliveryError::Fatal`] when SMTP is not configured, `to` is empty or one of its
-    /// addresses is not a valid mailbox; otherwise as classified from the SMTP exchange.
+    /// [`DeliveryError::Fatal`] when SMTP is not configured or `to` is not a valid mailbox;
+    /// otherwise as classified from the SMTP exchange.
     pub async fn send_mail(
         &self,
-        to: &[String],
+        to: &str,
         subject: &str,
         body: &str,
+        id: &str,
     ) -> Result<(), DeliveryError> {
         let Some(smtp) = &self.settings.smtp else {
             return Err(DeliveryError::Fatal(
                 "email is not configured: set SMTP_HOST and SMTP_FROM".to_string(),
             ));
         };
-        if to.is_empty() {
-            return Err(DeliveryError::Fatal(
-                "the email has no recipients".to_string(),
-            ));
-        }
         let from: Mailbox = smtp
             .from
             .parse()
             .map_err(|e| DeliveryError::Fatal(format!("SMTP_FROM is not a valid mailbox: {e}")))?;
-        let mut builder = Message::builder().from(from);
-        for address in to {
-            let mailbox: Mailbox = address.trim().parse().map_err(|e| {
-                DeliveryError::Fatal(format!("`{address}` is not a valid email address: {e}"))
-            })?;
-            builder = builder.to(mailbox);
-        }
-        let message = builder
+        let mailbox = parse_recipient(to)?;
+        let message_id = message_id(id, from.email.domain());
+        let message = Message::builder()
+            .from(from)
+            .to(mailbox)
+            .message_id(Some(message_id))
+            .header(MIME_VERSION_1_0)
             .subject(one_line(subject))
             .header(ContentType::TEXT_PLAIN)
             .body(body.to_string())
@@ -696,6 +699,35 @@ pub fn sign_webhook(secret: &[u8], body: &[u8]) -> String {
         Hmac::<Sha256>::new_from_slice(secret).expect("HMAC-SHA256 takes keys of any length");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Checks one recipient address (`a@b.c` or `Name <a@b.c>`).
+///
+/// # Errors
+///
+/// [`DeliveryError::Fatal`] naming the address when it is not a valid mailbox.
+pub fn parse_recipient(address: &str) -> Result<Mailbox, DeliveryError> {
+    address
+        .trim()
+        .parse()
+        .map_err(|e| DeliveryError::Fatal(format!("`{address}` is not a valid email address: {e}")))
+}
+
+/// `<id@domain>` (RFC 5322 §3.6.4): characters of `id` other than letters, digits and
+/// `-_+=` become `-`.
+fn message_id(id: &str, domain: &str) -> String {
+    let local: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '=') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let local = if local.is_empty() { "warroom" } else { &local };
+    format!("<{local}@{domain}>")
 }
 
 fn new_delivery_id() -> String {
@@ -1530,7 +1562,10 @@ mod tests {
     async fn email_goes_through_smtp() {
         let sink = SmtpSink::start().await.unwrap();
         let pagers = smtp_pagers(sink.port());
-        pagers.email("oncall@example.com", &page()).await.unwrap();
+        pagers
+            .email("oncall@example.com", &page(), "warroom-INC-7-page")
+            .await
+            .unwrap();
         let mails = sink.messages();
         assert_eq!(mails.len(), 1);
         let mail = &mails[0];
@@ -1558,11 +1593,20 @@ mod tests {
             mail.data
         );
         assert!(mail.data.contains("/incident ack INC-7"), "{}", mail.data);
+        // What Gmail requires (RFC 5322 §3.6.4, RFC 2045 §4): a Message-ID, stable for the
+        // page, and a MIME version.
+        assert!(
+            mail.data
+                .contains("Message-ID: <warroom-INC-7-page@example.com>\r\n"),
+            "{}",
+            mail.data
+        );
+        assert!(mail.data.contains("MIME-Version: 1.0\r\n"), "{}", mail.data);
 
         // The transport is shared by clones and reused.
         pagers
             .clone()
-            .email("second@example.com", &page())
+            .email("second@example.com", &page(), "warroom-INC-7-page-2")
             .await
             .unwrap();
         assert_eq!(sink.messages().len(), 2);
@@ -1574,7 +1618,7 @@ mod tests {
         let pagers = smtp_pagers(sink.port());
         sink.fail_next(1);
         let err = pagers
-            .email("oncall@example.com", &page())
+            .email("oncall@example.com", &page(), "warroom-INC-7-page")
             .await
             .unwrap_err();
         assert!(
@@ -1582,12 +1626,15 @@ mod tests {
             "{err:?}"
         );
         assert!(sink.messages().is_empty());
-        pagers.email("oncall@example.com", &page()).await.unwrap();
+        pagers
+            .email("oncall@example.com", &page(), "warroom-INC-7-page")
+            .await
+            .unwrap();
         assert_eq!(sink.messages().len(), 1);
 
         let port = closed_port().await;
         let err = smtp_pagers(port)
-            .email("oncall@example.com", &page())
+            .email("oncall@example.com", &page(), "warroom-INC-7-page")
             .await
             .unwrap_err();
         assert!(err.is_retryable(), "{err:?}");
@@ -1596,7 +1643,7 @@ mod tests {
     #[tokio::test]
     async fn email_configuration_problems_are_fatal() {
         let err = Pagers::new(PagingSettings::default())
-            .email("oncall@example.com", &page())
+            .email("oncall@example.com", &page(), "warroom-INC-7-page")
             .await
             .unwrap_err();
         assert!(
@@ -1605,7 +1652,7 @@ mod tests {
         );
         let sink = SmtpSink::start().await.unwrap();
         let err = smtp_pagers(sink.port())
-            .email("not an address", &page())
+            .email("not an address", &page(), "warroom-INC-7-page")
             .await
             .unwrap_err();
         assert!(matches!(err, DeliveryError::Fatal(_)), "{err:?}");
@@ -1641,31 +1688,52 @@ mod tests {
         String::from_utf8(out).expect("a UTF-8 body")
     }
 
+    /// The value of header `name` in a raw message (first match, unfolded).
+    fn header_value(data: &str, name: &str) -> Option<String> {
+        let (headers, _) = data.split_once("\r\n\r\n")?;
+        let unfolded = headers.replace("\r\n ", " ").replace("\r\n\t", " ");
+        unfolded.split("\r\n").find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+
     #[tokio::test]
-    async fn send_mail_sends_one_utf8_message_to_every_recipient() {
+    async fn send_mail_sends_one_utf8_message_to_one_recipient() {
         let sink = SmtpSink::start().await.unwrap();
         let pagers = smtp_pagers(sink.port());
         assert!(pagers.smtp_configured());
         assert!(!Pagers::new(PagingSettings::default()).smtp_configured());
-        let to = vec![
-            "oncall@example.com".to_string(),
-            " Ana Lopes <ana@example.com> ".to_string(),
-        ];
         let body = "Résumé de l'incident INC-7 — la base est revenue ✅\nDurée : 42 min\n";
         pagers
-            .send_mail(&to, "Postmortem: INC-7\ndb down", body)
+            .send_mail(
+                " Ana Lopes <ana@example.com> ",
+                "Postmortem: INC-7\ndb down",
+                body,
+                "warroom-INC-7-customer email/1",
+            )
             .await
             .unwrap();
         let mails = sink.messages();
         assert_eq!(mails.len(), 1);
         let mail = &mails[0];
         assert_eq!(mail.from, "warroom@example.com");
-        assert_eq!(mail.to, ["oncall@example.com", "ana@example.com"]);
-        assert!(
-            mail.data.contains("Subject: Postmortem: INC-7 db down\r\n"),
+        assert_eq!(mail.to, ["ana@example.com"]);
+        assert_eq!(
+            header_value(&mail.data, "Subject").as_deref(),
+            Some("Postmortem: INC-7 db down")
+        );
+        assert_eq!(
+            header_value(&mail.data, "Message-ID").as_deref(),
+            Some("<warroom-INC-7-customer-email-1@example.com>"),
             "{}",
             mail.data
         );
+        assert_eq!(
+            header_value(&mail.data, "MIME-Version").as_deref(),
+            Some("1.0")
+        );
+        assert!(header_value(&mail.data, "Date").is_some(), "{}", mail.data);
         assert!(
             mail.data
                 .to_ascii_lowercase()
@@ -1673,8 +1741,6 @@ mod tests {
             "{}",
             mail.data
         );
-        assert!(mail.data.contains("oncall@example.com"), "{}", mail.data);
-        assert!(mail.data.contains("ana@example.com"), "{}", mail.data);
         // The SMTP framing adds a line break at the end.
         assert_eq!(
             decoded_body(&mail.data).replace("\r\n", "\n").trim_end(),
@@ -1684,24 +1750,31 @@ mod tests {
         );
     }
 
+    #[test]
+    fn message_ids_are_well_formed() {
+        assert_eq!(
+            message_id("warroom-INC-7-1-0-senior", "acme.test"),
+            "<warroom-INC-7-1-0-senior@acme.test>"
+        );
+        assert_eq!(message_id("a b<c>@d..e", "x.org"), "<a-b-c--d--e@x.org>");
+        assert_eq!(message_id("", "x.org"), "<warroom@x.org>");
+    }
+
     #[tokio::test]
     async fn send_mail_refuses_what_it_cannot_send() {
         let sink = SmtpSink::start().await.unwrap();
         let pagers = smtp_pagers(sink.port());
-        let err = pagers.send_mail(&[], "s", "b").await.unwrap_err();
-        assert!(
-            matches!(&err, DeliveryError::Fatal(r) if r.contains("no recipients")),
-            "{err:?}"
-        );
-        let to = ["ok@example.com".to_string(), "not an address".to_string()];
-        let err = pagers.send_mail(&to, "s", "b").await.unwrap_err();
+        let err = pagers
+            .send_mail("not an address", "s", "b", "id")
+            .await
+            .unwrap_err();
         assert!(
             matches!(&err, DeliveryError::Fatal(r) if r.contains("not an address")),
             "{err:?}"
         );
         assert!(sink.messages().is_empty());
         let err = Pagers::new(PagingSettings::default())
-            .send_mail(&["ok@example.com".to_string()], "s", "b")
+            .send_mail("ok@example.com", "s", "b", "id")
             .await
             .unwrap_err();
         assert!(
@@ -1710,7 +1783,7 @@ mod tests {
         );
         sink.fail_next(1);
         let err = pagers
-            .send_mail(&["ok@example.com".to_string()], "s", "b")
+            .send_mail("ok@example.com", "s", "b", "id")
             .await
             .unwrap_err();
         assert!(err.is_retryable(), "{err:?}");

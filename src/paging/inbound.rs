@@ -13,7 +13,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::incident_from_pagerduty;
+use super::incident_from_dedup_key;
 use crate::commands::{self, CommandError, IncidentRef};
 use crate::core::Command;
 use crate::http::{AppError, AppState};
@@ -76,20 +76,14 @@ async fn pagerduty(
     if event.event_type != "incident.acknowledged" {
         return Ok(StatusCode::OK.into_response());
     }
+    // Only warroom's own PagerDuty incidents: the dedup key warroom triggered with, exactly.
+    // A title that mentions `INC-7` proves nothing (anyone can write one).
     let number = event
         .data
         .get("incident_key")
         .and_then(|k| k.as_str())
-        .and_then(incident_from_pagerduty)
-        .or_else(|| {
-            event
-                .data
-                .get("title")
-                .and_then(|t| t.as_str())
-                .and_then(incident_from_pagerduty)
-        });
+        .and_then(incident_from_dedup_key);
     let Some(number) = number else {
-        // Not one of ours.
         return Ok(StatusCode::OK.into_response());
     };
     let who = event

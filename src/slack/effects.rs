@@ -245,6 +245,12 @@ pub async fn perform(
             slack.post(&room.id, render::war_room_text(text)).await?;
             Ok(JobOutcome::none())
         }
+        Effect::PostToAnnounceChannel { text } => {
+            if let Some(channel) = &ctx.config.slack.announce_channel {
+                slack.post(channel, render::war_room_text(text)).await?;
+            }
+            Ok(JobOutcome::none())
+        }
         Effect::PageUser { user, reason } => {
             let dm = slack.open_dm(user).await?;
             slack

@@ -536,8 +536,10 @@ pub async fn apply_change(
             .bind(ms(done.at))
             .bind(ms(now))
             .bind(incident)
-            .execute(conn)
+            .execute(&mut *conn)
             .await?;
+            // Pages that passed their last check before this commit are still going out.
+            super::note_pages_in_flight(conn, incident, now).await?;
         }
         Change::ChecklistItem { position, done } => {
             sqlx::query(

@@ -4,6 +4,7 @@
 
 mod incidents;
 mod jobs;
+mod pages;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use sqlx::{AnyConnection, AnyPool, Executor};
 
 pub use incidents::*;
 pub use jobs::*;
+pub use pages::*;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");

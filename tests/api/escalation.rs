@@ -17,6 +17,12 @@ crate::on_both_backends!(
     raising_severity_replans_the_ladder,
     status_nudges_and_target_warnings,
     ack_racing_a_due_step_is_never_half_done,
+    an_ack_while_a_page_is_being_sent_says_so,
+    pagerduty_acknowledge_waits_for_a_trigger_in_flight,
+    pagerduty_acks_of_other_incidents_change_nothing,
+    nobody_acknowledging_after_the_last_step_is_announced,
+    a_step_that_can_page_nobody_is_announced,
+    a_step_whose_every_page_fails_is_announced,
 );
 
 pub const ESCALATION_CONFIG: &str = r#"
@@ -201,27 +207,8 @@ async fn pagerduty_acknowledgement_stops_escalation(backend: Backend) {
         }
     })
     .to_string();
-    let sign = |secret: &str| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-        mac.update(body.as_bytes());
-        format!("v1={}", hex::encode(mac.finalize().into_bytes()))
-    };
-    let post = |signature: String| {
-        let url = app.url("/webhooks/pagerduty");
-        let body = body.clone();
-        async move {
-            reqwest::Client::new()
-                .post(url)
-                .header("content-type", "application/json")
-                .header("x-pagerduty-signature", signature)
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
+    let sign = |secret: &str| pagerduty_signature(secret, &body);
+    let post = |signature: String| post_pagerduty_signed(&app, body.clone(), signature);
     assert_eq!(post(sign("wrong-secret")).await, 401);
     assert!(app.incident(1).await.unwrap().acknowledged.is_none());
     assert_eq!(
@@ -466,4 +453,384 @@ async fn postgres_two_replicas_fire_each_step_once() {
         .collect();
     assert_eq!(ids.len(), 10, "unique delivery ids");
     drop(b);
+}
+
+/// Texts posted in `channel` that contain `needle`.
+fn posts_with(app: &TestApp, channel: &str, needle: &str) -> Vec<String> {
+    app.slack
+        .posts_to(channel)
+        .iter()
+        .map(|c| c.params["text"].as_str().unwrap_or_default().to_string())
+        .filter(|t| t.contains(needle))
+        .collect()
+}
+
+fn timeline_with(events: &[warroom::core::TimelineEvent], needle: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.text.contains(needle))
+        .map(|e| e.text.clone())
+        .collect()
+}
+
+async fn pages_sending(app: &TestApp, incident: i64) -> Vec<(String, String)> {
+    let mut conn = app.ctx.store.acquire().await.unwrap();
+    warroom::store::pages_sending(&mut conn, incident, app.clock.now())
+        .await
+        .unwrap()
+}
+
+async fn an_ack_while_a_page_is_being_sent_says_so(backend: Backend) {
+    let app = spawn(backend).await;
+    let start = app.clock.now();
+    let inc = app.open("P0", "payments down").await;
+    app.settled().await;
+    // Slack answers slowly: the 15m page to senior by Slack DM stays in flight a while.
+    app.slack.set_latency(Duration::from_millis(1500));
+    app.clock.advance(minutes(15));
+    app.ctx.wake.notify_waiters();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let mut poll = tokio::time::interval(Duration::from_millis(10));
+    loop {
+        poll.tick().await;
+        let sending = pages_sending(&app, 1).await;
+        if sending.contains(&("senior".to_string(), "slack".to_string())) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the page to senior never went in flight"
+        );
+    }
+    let ack = app.in_room(&inc, "ack", "U0SENIOR").await;
+    assert!(ack.text().contains("paging stopped"), "{ack:?}");
+    at_minute(&app, start, 16).await;
+    app.slack.set_latency(Duration::ZERO);
+    let events = app.timeline(1).await;
+    let raced = timeline_with(
+        &events,
+        "Acknowledged while a page to senior via Slack DM was being sent",
+    );
+    assert_eq!(raced.len(), 1, "{events:#?}");
+    // The page that was in flight went out and is recorded; nothing after the ack.
+    assert_eq!(app.slack.dm_posts("U0SENIOR").len(), 1);
+    assert!(pages_sending(&app, 1).await.is_empty());
+    at_minute(&app, start, 40).await;
+    assert!(app.smtp.messages().is_empty(), "no page after the ack");
+}
+
+async fn pagerduty_acknowledge_waits_for_a_trigger_in_flight(backend: Backend) {
+    let app = spawn(backend).await;
+    let inc = app.open("P0", "queue stuck").await;
+    app.settled().await;
+    let actions = |app: &TestApp| {
+        app.slack
+            .hooks("pagerduty")
+            .iter()
+            .map(|h| {
+                h.params["event_action"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(actions(&app), ["trigger"]);
+    // A trigger to primary passed its last check and is being sent (as a worker would
+    // record it just before the HTTP call).
+    let delivery = warroom::store::PageDelivery::new(1, 7, 0, "primary", "pagerduty");
+    let checked = warroom::store::begin_page(&app.ctx.store, &delivery, |_| true, app.clock.now())
+        .await
+        .unwrap();
+    assert!(checked.is_some());
+    app.in_room(&inc, "ack", PRIMARY).await;
+    app.settled().await;
+    let events = app.timeline(1).await;
+    assert_eq!(
+        timeline_with(
+            &events,
+            "Acknowledged while a page to primary via PagerDuty was being sent"
+        )
+        .len(),
+        1,
+        "{events:#?}"
+    );
+    // The acknowledge waits: sent now, it could land before the trigger and be undone by it.
+    assert_eq!(actions(&app), ["trigger"]);
+    let jobs = app.jobs().await;
+    let waiting = jobs
+        .iter()
+        .find(|j| j.kind == "acknowledge_pagers")
+        .expect("the acknowledge job");
+    assert_eq!(waiting.state, "pending", "{jobs:#?}");
+    assert!(
+        waiting
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("still being sent"),
+        "{waiting:?}"
+    );
+    // The trigger finishes; the acknowledge follows.
+    {
+        let mut conn = app.ctx.store.acquire().await.unwrap();
+        warroom::store::set_page_state(
+            &mut conn,
+            &delivery,
+            warroom::store::PageState::Sent,
+            None,
+            app.clock.now(),
+        )
+        .await
+        .unwrap();
+    }
+    app.advance_until("the acknowledge", Duration::from_secs(3), |s| {
+        s.hooks("pagerduty")
+            .into_iter()
+            .find(|h| h.params["event_action"] == "acknowledge")
+    })
+    .await;
+    assert_eq!(actions(&app), ["trigger", "acknowledge"]);
+}
+
+/// `v1=<hex HMAC-SHA256>`, as PagerDuty signs a webhook delivery.
+fn pagerduty_signature(secret: &str, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Posts a PagerDuty webhook delivery with the given `X-PagerDuty-Signature`.
+async fn post_pagerduty_signed(app: &TestApp, body: String, signature: String) -> u16 {
+    reqwest::Client::new()
+        .post(app.url("/webhooks/pagerduty"))
+        .header("content-type", "application/json")
+        .header("x-pagerduty-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Posts a PagerDuty v3 webhook delivery, signed with the test secret.
+async fn post_pagerduty(app: &TestApp, body: &serde_json::Value) -> u16 {
+    let body = body.to_string();
+    let signature = pagerduty_signature(PAGERDUTY_WEBHOOK_SECRET, &body);
+    post_pagerduty_signed(app, body, signature).await
+}
+
+/// A PagerDuty v3 `incident.acknowledged` delivery, shaped like PagerDuty's documented
+/// example.
+fn pagerduty_acknowledged(
+    event_id: &str,
+    incident_key: Option<&str>,
+    title: &str,
+) -> serde_json::Value {
+    let mut data = serde_json::json!({
+        "id": "Q2KB5YZV0H2V1Q",
+        "type": "incident",
+        "self": "https://api.pagerduty.com/incidents/Q2KB5YZV0H2V1Q",
+        "html_url": "https://acme.pagerduty.com/incidents/Q2KB5YZV0H2V1Q",
+        "number": 4112,
+        "status": "acknowledged",
+        "created_at": "2026-11-29T09:58:00Z",
+        "title": title,
+        "service": {
+            "html_url": "https://acme.pagerduty.com/services/PF9KMXH",
+            "id": "PF9KMXH",
+            "self": "https://api.pagerduty.com/services/PF9KMXH",
+            "summary": "Database replicas",
+            "type": "service_reference"
+        },
+        "assignees": [{
+            "html_url": "https://acme.pagerduty.com/users/PTUXL6G",
+            "id": "PTUXL6G",
+            "self": "https://api.pagerduty.com/users/PTUXL6G",
+            "summary": "Dana DBA",
+            "type": "user_reference"
+        }],
+        "escalation_policy": {
+            "html_url": "https://acme.pagerduty.com/escalation_policies/PUS0KTE",
+            "id": "PUS0KTE",
+            "self": "https://api.pagerduty.com/escalation_policies/PUS0KTE",
+            "summary": "Default",
+            "type": "escalation_policy_reference"
+        },
+        "teams": [],
+        "priority": null,
+        "urgency": "high",
+        "conference_bridge": null,
+        "resolve_reason": null
+    });
+    if let Some(key) = incident_key {
+        data["incident_key"] = serde_json::json!(key);
+    }
+    serde_json::json!({
+        "event": {
+            "id": event_id,
+            "event_type": "incident.acknowledged",
+            "resource_type": "incident",
+            "occurred_at": "2026-11-29T10:02:11.402Z",
+            "agent": {
+                "html_url": "https://acme.pagerduty.com/users/PTUXL6G",
+                "id": "PTUXL6G",
+                "self": "https://api.pagerduty.com/users/PTUXL6G",
+                "summary": "Dana DBA",
+                "type": "user_reference"
+            },
+            "client": null,
+            "data": data
+        }
+    })
+}
+
+async fn pagerduty_acks_of_other_incidents_change_nothing(backend: Backend) {
+    let app = spawn(backend).await;
+    app.open("P0", "queue stuck").await;
+    app.settled().await;
+    for (id, key, title) in [
+        // Another service's incident that mentions ours in its title.
+        (
+            "01EVT0001",
+            Some("d3b6ac1a0f8e4e22a2c01b9e6f3a1f7e"),
+            "Replica lag on db-7 (see INC-1)",
+        ),
+        // Warroom's title copied by hand into an incident of another integration.
+        ("01EVT0002", None, "[P0] INC-1: queue stuck"),
+        // Keys that only look like ours.
+        ("01EVT0003", Some("warroom-INC-12"), "[P0] INC-12: other"),
+        (
+            "01EVT0004",
+            Some("warroom-INC-1-replay"),
+            "[P0] INC-1: queue stuck",
+        ),
+        (
+            "01EVT0005",
+            Some("prod-warroom-INC-1"),
+            "[P0] INC-1: queue stuck",
+        ),
+    ] {
+        let status = post_pagerduty(&app, &pagerduty_acknowledged(id, key, title)).await;
+        assert_eq!(status, 200, "{id}");
+        assert!(
+            app.incident(1).await.unwrap().acknowledged.is_none(),
+            "{id} acknowledged INC-1"
+        );
+    }
+    // Warroom's own dedup key, exactly, does.
+    let ours = pagerduty_acknowledged(
+        "01EVT0006",
+        Some("warroom-INC-1"),
+        "[P0] INC-1: queue stuck",
+    );
+    assert_eq!(post_pagerduty(&app, &ours).await, 200);
+    let acknowledged = app.incident(1).await.unwrap().acknowledged.unwrap();
+    assert_eq!(acknowledged.by, "PagerDuty (Dana DBA)");
+}
+
+async fn nobody_acknowledging_after_the_last_step_is_announced(backend: Backend) {
+    // Two steps, 0m and 15m: the last gap is 15m, so the alarm comes at 30m.
+    let app = spawn_app(backend).await;
+    let start = app.clock.now();
+    let first = app.open("P0", "payments down").await;
+    let second = app.open("P0", "login broken").await;
+    // The grace runs from when the last step paged.
+    at_minute(&app, start, 15).await;
+    at_minute(&app, start, 20).await;
+    app.in_room(&second, "ack", "U0SENIOR").await;
+    let needle = "nobody acknowledged after the last escalation step";
+    at_minute(&app, start, 29).await;
+    assert!(posts_with(&app, ANNOUNCE, needle).is_empty());
+    at_minute(&app, start, 30).await;
+    let announced = posts_with(&app, ANNOUNCE, needle);
+    assert_eq!(announced.len(), 1, "{announced:#?}");
+    let text = &announced[0];
+    assert!(text.starts_with("INC-1: nobody acknowledged"), "{text}");
+    assert!(
+        text.contains("primary (Slack DM)") && text.contains("senior (Slack DM)"),
+        "names who was tried: {text}"
+    );
+    assert_eq!(posts_with(&app, &first.room, needle).len(), 1);
+    assert_eq!(timeline_with(&app.timeline(1).await, needle).len(), 1);
+    // Once, and not for the acknowledged incident.
+    at_minute(&app, start, 120).await;
+    assert_eq!(posts_with(&app, ANNOUNCE, needle).len(), 1);
+    assert_eq!(posts_with(&app, &first.room, needle).len(), 1);
+    assert_eq!(timeline_with(&app.timeline(1).await, needle).len(), 1);
+    assert!(posts_with(&app, &second.room, needle).is_empty());
+    assert!(timeline_with(&app.timeline(2).await, needle).is_empty());
+}
+
+const UNREACHABLE_CONFIG: &str = r#"
+[slack]
+announce_channel = "C0ANNOUNCE"
+
+[severity.P0]
+escalation = [{ after = "0s", page = ["ghost"] }]
+
+[severity.P1]
+escalation = [{ after = "0s", page = ["flaky"] }]
+
+[contacts.ghost]
+teams_user = "ghost@acme.test"
+
+[contacts.flaky]
+webhook_url = "{emulator}/hook/flaky"
+webhook_secret = "whsec-flaky"
+phone = "+15550002222"
+"#;
+
+async fn a_step_that_can_page_nobody_is_announced(backend: Backend) {
+    let mut spawn = Spawn::new(backend);
+    spawn.config = UNREACHABLE_CONFIG.to_string();
+    let app = spawn_app_with(spawn).await;
+    let inc = app.open("P0", "payments down").await;
+    app.settled().await;
+    let needle = "INC-1: escalation step 1 could not page anyone";
+    let announced = posts_with(&app, ANNOUNCE, needle);
+    assert_eq!(announced.len(), 1, "{announced:#?}");
+    assert!(announced[0].contains("ghost"), "{}", announced[0]);
+    assert_eq!(posts_with(&app, &inc.room, needle).len(), 1);
+    assert_eq!(timeline_with(&app.timeline(1).await, needle).len(), 1);
+}
+
+async fn a_step_whose_every_page_fails_is_announced(backend: Backend) {
+    let mut spawn = Spawn::new(backend);
+    spawn.config = UNREACHABLE_CONFIG.to_string();
+    let app = spawn_app_with(spawn).await;
+    app.slack.fail_until_cleared("hook/flaky");
+    app.slack.fail_until_cleared("hook/twilio");
+    let inc = app.open("P1", "search degraded").await;
+    app.settled().await;
+    let needle = "INC-1: every page of escalation step 1 failed";
+    app.advance_until("the alarm", Duration::from_secs(1), |s| {
+        s.posts_to(ANNOUNCE)
+            .into_iter()
+            .find(|c| c.params["text"].to_string().contains(needle))
+    })
+    .await;
+    // Retries go on and fail again: still one alarm.
+    for _ in 0..5 {
+        app.clock.advance(Duration::from_secs(40));
+        app.ctx.wake.notify_waiters();
+        app.settled().await;
+    }
+    assert!(app.slack.hooks("flaky").len() >= 3, "retried");
+    let announced = posts_with(&app, ANNOUNCE, needle);
+    assert_eq!(announced.len(), 1, "{announced:#?}");
+    assert!(
+        announced[0].contains("flaky by webhook") && announced[0].contains("flaky by SMS"),
+        "{}",
+        announced[0]
+    );
+    assert_eq!(posts_with(&app, &inc.room, needle).len(), 1);
+    assert_eq!(timeline_with(&app.timeline(1).await, needle).len(), 1);
+    // Once a retry gets through, the page is delivered as usual.
+    app.slack.clear_faults();
+    app.advance_until("the webhook delivered", Duration::from_secs(30), |s| {
+        s.hooks("flaky").into_iter().find(|h| h.status == 200)
+    })
+    .await;
 }

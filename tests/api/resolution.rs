@@ -12,6 +12,7 @@ crate::on_both_backends!(
     resolving_twice_or_elsewhere_is_refused,
     review_reminders_until_closed,
     web_pages_need_loopback_a_link_or_a_token,
+    a_retried_customer_email_skips_recipients_already_sent,
 );
 
 const RESOLUTION_CONFIG: &str = r#"
@@ -191,18 +192,33 @@ async fn resolve_by_modal_with_statuspage_and_email(backend: Backend) {
         !body.contains("&lt;"),
         "no HTML entities on the status page: {body}"
     );
-    // The customer email, to the configured audience.
+    // The customer email, to the configured audience: one message per recipient, so no
+    // customer sees another's address, each with the headers Gmail insists on.
     let mails = app.smtp.messages();
-    assert_eq!(mails.len(), 1, "{mails:?}");
-    let mut to = mails[0].to.clone();
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    let mut to: Vec<String> = mails.iter().flat_map(|m| m.to.clone()).collect();
     to.sort();
     assert_eq!(to, ["customers@acme.test", "status@acme.test"]);
-    assert!(mails[0].data.contains("Subject:"), "{}", mails[0].data);
-    assert!(
-        mails[0].data.contains("checkout is down"),
-        "{}",
-        mails[0].data
-    );
+    let mut ids = std::collections::HashSet::new();
+    for mail in &mails {
+        let headers = mail.data.split("\r\n\r\n").next().unwrap_or_default();
+        assert_eq!(
+            header(headers, "To"),
+            Some(mail.to[0].clone()),
+            "only its own recipient in To: {headers}"
+        );
+        assert!(!headers.contains("Cc:"), "{headers}");
+        assert_eq!(header(headers, "MIME-Version").as_deref(), Some("1.0"));
+        let id = header(headers, "Message-ID").unwrap_or_default();
+        assert!(
+            id.starts_with("<warroom-INC-1-customer-email-") && id.ends_with("@acme.test>"),
+            "{headers}"
+        );
+        ids.insert(id);
+        assert!(mail.data.contains("Subject:"), "{}", mail.data);
+        assert!(mail.data.contains("checkout is down"), "{}", mail.data);
+    }
+    assert_eq!(ids.len(), 2, "one Message-ID per message");
     // The announcement carries the facts.
     let announcement = app
         .slack
@@ -289,10 +305,64 @@ async fn failing_publications_recover_without_blocking_each_other(backend: Backe
             .count(),
         1
     );
-    assert_eq!(app.smtp.messages().len(), 1);
+    let mut to: Vec<String> = app
+        .smtp
+        .messages()
+        .iter()
+        .flat_map(|m| m.to.clone())
+        .collect();
+    to.sort();
+    assert_eq!(to, ["customers@acme.test", "status@acme.test"]);
     let published = published(&app.timeline(1).await);
     assert_eq!(published.len(), 4, "{published:#?}");
     let _ = inc;
+}
+
+/// The value of header `name` in a raw header block (unfolded).
+fn header(headers: &str, name: &str) -> Option<String> {
+    let unfolded = headers.replace("\r\n ", " ").replace("\r\n\t", " ");
+    unfolded.split("\r\n").find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+/// The customer email is one durable unit per recipient: a retry does not resend to those
+/// already sent.
+async fn a_retried_customer_email_skips_recipients_already_sent(backend: Backend) {
+    let app = spawn(backend).await;
+    let inc = app.open("P1", "search is down").await;
+    app.in_room(&inc, "ack", PRIMARY).await;
+    // A first attempt got the message to customers@ and then failed (or the process died).
+    {
+        let mut conn = app.ctx.store.acquire().await.unwrap();
+        warroom::store::record_mail_sent(
+            &mut conn,
+            "customer_email:1",
+            "customers@acme.test",
+            1,
+            app.clock.now(),
+        )
+        .await
+        .unwrap();
+    }
+    let submitted = app.interaction(&resolve_view(1, "yes")).await;
+    assert_eq!(submitted.status, 200);
+    app.advance_until("the customer email", Duration::from_secs(5), |_| {
+        (!app.smtp.messages().is_empty()).then_some(())
+    })
+    .await;
+    app.settled().await;
+    let mails = app.smtp.messages();
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    assert_eq!(mails[0].to, ["status@acme.test"]);
+    let published = published(&app.timeline(1).await);
+    assert!(
+        published
+            .iter()
+            .any(|p| p.contains("Customer email") && p.contains("2 recipient")),
+        "{published:#?}"
+    );
 }
 
 async fn resolving_twice_or_elsewhere_is_refused(backend: Backend) {
