@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{from_ms, ms, Backend, Store, StoreResult};
+use super::{from_ms, ms, Backend, Store, StoreError, StoreResult};
 
 /// A job to add to the queue.
 #[derive(Debug, Clone)]
@@ -86,6 +86,19 @@ pub async fn claim_jobs(
     lease: chrono::Duration,
     limit: i64,
 ) -> StoreResult<Vec<ClaimedJob>> {
+    // An attempt whose lease expired while a newer job with its coalesce key waits is
+    // superseded: cancel it rather than run it again beside the newer one.
+    sqlx::query(
+        "UPDATE jobs SET state = 'cancelled', lease_until = NULL, updated_at = $1, \
+         last_error = 'superseded by a newer job after its lease expired' \
+         WHERE state = 'running' AND lease_until <= $2 AND coalesce_key IS NOT NULL \
+         AND EXISTS (SELECT 1 FROM jobs p WHERE p.coalesce_key = jobs.coalesce_key \
+                     AND p.state = 'pending')",
+    )
+    .bind(ms(due_by))
+    .bind(ms(wall_now))
+    .execute(store.pool())
+    .await?;
     let lock = match store.backend() {
         Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
@@ -159,7 +172,26 @@ pub async fn complete_job(
 
 /// Puts a claimed job back to wait until `run_at`, keeping the error. A coalescing job that a
 /// newer pending job has superseded is cancelled instead (the newer one renders the latest state).
+/// A pending job with its key committed by another transaction meanwhile (PostgreSQL) makes the
+/// move fail on the pending-key index; the job is then found superseded on the next try.
 pub async fn retry_job(
+    store: &Store,
+    job: &ClaimedJob,
+    run_at: DateTime<Utc>,
+    error: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match try_retry_job(store, job, run_at, error, now).await {
+            Err(StoreError::Database(e)) if tries < 3 && is_unique_violation(&e) => continue,
+            other => return other,
+        }
+    }
+}
+
+async fn try_retry_job(
     store: &Store,
     job: &ClaimedJob,
     run_at: DateTime<Utc>,
@@ -196,6 +228,12 @@ pub async fn retry_job(
     .await?;
     tx.commit().await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// A violation of a UNIQUE constraint or index.
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
 }
 
 /// Gives up on a claimed job, and on every job that waited for it.
@@ -267,15 +305,30 @@ pub async fn next_wakeup(store: &Store) -> StoreResult<Option<DateTime<Utc>>> {
 }
 
 /// Moves `running` jobs back to `pending`. Only for SQLite at start-up, where one process
-/// owns the database and a `running` row can only be left over from a crash.
+/// owns the database and a `running` row can only be left over from a crash. At most one job
+/// per coalesce key may be pending: a running job superseded by a pending one with its key (or
+/// by a newer running one) is cancelled, since the newest job renders the latest state. This
+/// never fails on the pending-key index, so start-up always succeeds.
 pub async fn requeue_orphaned_jobs(store: &Store, now: DateTime<Utc>) -> StoreResult<u64> {
+    let mut tx = store.begin().await?;
+    sqlx::query(
+        "UPDATE jobs SET state = 'cancelled', lease_until = NULL, updated_at = $1, \
+         last_error = 'superseded by a newer job (left running by a previous process)' \
+         WHERE state = 'running' AND coalesce_key IS NOT NULL AND EXISTS ( \
+           SELECT 1 FROM jobs o WHERE o.coalesce_key = jobs.coalesce_key AND o.id <> jobs.id \
+           AND (o.state = 'pending' OR (o.state = 'running' AND o.id > jobs.id)))",
+    )
+    .bind(ms(now))
+    .execute(&mut *tx)
+    .await?;
     let done = sqlx::query(
         "UPDATE jobs SET state = 'pending', lease_until = NULL, updated_at = $1 \
          WHERE state = 'running'",
     )
     .bind(ms(now))
-    .execute(store.pool())
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(done.rows_affected())
 }
 
