@@ -16,12 +16,35 @@ use crate::app::AppContext;
 use crate::core::{Effect, Platform, TimelineEvent, TimelineKind, WarRoom};
 use crate::store::{self, ClaimedJob, NewJob, StoreResult};
 
-/// How long a claimed job belongs to its worker before another may take it.
-pub const LEASE: Duration = Duration::from_secs(60);
+/// How long a claimed job belongs to its worker before another may take it, unless the worker
+/// extends it: a running job's lease is renewed every third of it (a heartbeat), so only a
+/// worker that died (or hangs its runtime) loses its jobs.
+pub const LEASE: Duration = Duration::from_secs(30);
+/// Longest a job may run before it is cut short and retried.
+pub const JOB_TIMEOUT: Duration = Duration::from_secs(120);
 /// Jobs claimed per round.
 const BATCH: i64 = 32;
-/// Retryable failures before a job is given up.
+/// Retryable failures before a job is given up (see [`ESSENTIAL`] for the exceptions).
 pub const MAX_ATTEMPTS: i64 = 40;
+/// Job kinds that are never given up while their incident is open: without them nobody is
+/// brought into the response.
+pub const ESSENTIAL: &[&str] = &[
+    "create_war_room",
+    "invite_to_war_room",
+    "post_kickoff",
+    "page",
+];
+
+fn attempt_cap() -> store::AttemptCap<'static> {
+    store::AttemptCap {
+        max_attempts: MAX_ATTEMPTS,
+        essential: ESSENTIAL,
+    }
+}
+
+fn chrono_lease(lease: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30))
+}
 /// Longest wait between two looks at the queue (other replicas may have added jobs).
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
@@ -174,9 +197,7 @@ pub fn backoff(attempt: i64) -> Duration {
 
 /// Claims the jobs due now and runs them concurrently; returns how many were claimed.
 pub async fn run_due_jobs(ctx: &AppContext) -> StoreResult<usize> {
-    let now = ctx.clock.now();
-    let lease = chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(60));
-    let jobs = store::claim_jobs(&ctx.store, now, Utc::now(), lease, BATCH).await?;
+    let jobs = claim(ctx, BATCH).await?;
     let n = jobs.len();
     let mut set = JoinSet::new();
     for job in jobs {
@@ -191,22 +212,105 @@ pub async fn run_due_jobs(ctx: &AppContext) -> StoreResult<usize> {
     Ok(n)
 }
 
+/// Claims up to `limit` due jobs; jobs that used up their attempts without ever finishing
+/// (they killed their worker) are failed instead, and said so on their incident's timeline.
+async fn claim(ctx: &AppContext, limit: i64) -> StoreResult<Vec<ClaimedJob>> {
+    let now = ctx.clock.now();
+    let (jobs, exhausted) =
+        store::claim_jobs(&ctx.store, now, chrono_lease(LEASE), limit, attempt_cap()).await?;
+    for job in exhausted {
+        tracing::error!(job = job.id, kind = %job.kind, attempts = job.attempts, "job failed for good: its attempts never finished");
+        metrics::counter!("warroom_jobs_total", "kind" => job.kind.clone(), "outcome" => "failed")
+            .increment(1);
+        if let Some(incident) = job.incident {
+            let event = TimelineEvent::new(
+                now,
+                None,
+                TimelineKind::Failure,
+                format!(
+                    "warroom gave up on `{}` after {} attempt(s) that never finished",
+                    job.kind, job.attempts
+                ),
+            );
+            let mut conn = ctx.store.acquire().await?;
+            store::insert_timeline(&mut conn, incident, &event, None).await?;
+        }
+    }
+    Ok(jobs)
+}
+
 /// Runs one claimed job and records its outcome.
 async fn run_one(ctx: &AppContext, job: ClaimedJob) {
+    run_claimed_with(ctx, job, LEASE, |ctx, job| async move {
+        execute(&ctx, &job).await
+    })
+    .await
+}
+
+/// Runs a claimed job with `exec` and records its outcome: the job's lease (`lease` long) is
+/// extended while `exec` runs, `exec` is cut short after [`JOB_TIMEOUT`], and a panic inside it
+/// is the attempt's failure (retried like any other). [`run_due_jobs`] and the worker use it
+/// with the job's real work; tests with work of their own.
+pub async fn run_claimed_with<F, Fut>(ctx: &AppContext, job: ClaimedJob, lease: Duration, exec: F)
+where
+    F: FnOnce(AppContext, ClaimedJob) -> Fut,
+    Fut: std::future::Future<Output = Result<JobOutcome, JobError>> + Send + 'static,
+{
     let started = std::time::Instant::now();
-    let result = match tokio::time::timeout(LEASE / 2, execute(ctx, &job)).await {
-        Ok(r) => r,
-        Err(_) => Err(JobError::retry(format!(
-            "did not finish within {:?}",
-            LEASE / 2
-        ))),
+    let mut task = tokio::spawn(exec(ctx.clone(), job.clone()));
+    let timeout = tokio::time::sleep(JOB_TIMEOUT);
+    tokio::pin!(timeout);
+    let mut heartbeat = tokio::time::interval((lease / 3).max(Duration::from_millis(10)));
+    heartbeat.tick().await;
+    let result = loop {
+        tokio::select! {
+            joined = &mut task => break match joined {
+                Ok(r) => r,
+                Err(e) if e.is_panic() => {
+                    let reason = panic_message(e.into_panic());
+                    tracing::error!(job = job.id, kind = %job.kind, %reason, "a job panicked");
+                    Err(JobError::retry(format!("the job panicked: {reason}")))
+                }
+                Err(e) => Err(JobError::retry(format!("the job was cancelled: {e}"))),
+            },
+            _ = &mut timeout => {
+                task.abort();
+                break Err(JobError::retry(format!("did not finish within {JOB_TIMEOUT:?}")));
+            }
+            _ = heartbeat.tick() => {
+                match store::extend_lease(&ctx.store, &job, chrono_lease(lease)).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(job = job.id, "lost a running job's lease"),
+                    Err(e) => tracing::warn!(job = job.id, error = %e, "could not extend a job's lease"),
+                }
+            }
+        }
     };
+    record_outcome(ctx, &job, result, started).await;
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(s) => s.to_string(),
+            Err(_) => "(no message)".into(),
+        },
+    }
+}
+
+async fn record_outcome(
+    ctx: &AppContext,
+    job: &ClaimedJob,
+    result: Result<JobOutcome, JobError>,
+    started: std::time::Instant,
+) {
     metrics::histogram!("warroom_job_seconds", "kind" => job.kind.clone())
         .record(started.elapsed().as_secs_f64());
     let now = ctx.clock.now();
     let outcome = match result {
         Ok(outcome) => {
-            finish(ctx, &job, outcome, now).await.map(
+            finish(ctx, job, outcome, now).await.map(
                 |held| {
                     if held {
                         "done"
@@ -221,15 +325,15 @@ async fn run_one(ctx: &AppContext, job: ClaimedJob) {
             let run_at = now + chrono::Duration::from_std(wait).unwrap_or_default();
             tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, ?wait, %reason, "job will be retried");
             if job.attempts == 1 {
-                note_failing_delivery(ctx, &job, &reason, now).await;
+                note_failing_delivery(ctx, job, &reason, now).await;
             }
-            store::retry_job(&ctx.store, &job, run_at, &reason, now)
+            store::retry_job(&ctx.store, job, run_at, &reason, now)
                 .await
                 .map(|_| "retry")
         }
         Err(JobError::Retry { reason, .. }) | Err(JobError::Fatal(reason)) => {
             tracing::error!(job = job.id, kind = %job.kind, attempt = job.attempts, %reason, "job failed for good");
-            give_up(ctx, &job, &reason, now).await.map(|_| "failed")
+            give_up(ctx, job, &reason, now).await.map(|_| "failed")
         }
     };
     match outcome {
@@ -397,9 +501,7 @@ pub async fn run_worker(ctx: AppContext, shutdown: CancellationToken) {
         woken.as_mut().enable();
         let free = CONCURRENCY.saturating_sub(running.len());
         if free > 0 {
-            let now = ctx.clock.now();
-            let lease = chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(60));
-            match store::claim_jobs(&ctx.store, now, Utc::now(), lease, free as i64).await {
+            match claim(&ctx, free as i64).await {
                 Ok(jobs) if !jobs.is_empty() => {
                     for job in jobs {
                         let ctx = ctx.clone();

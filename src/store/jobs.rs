@@ -4,7 +4,8 @@
 //! one to `attempts` and sets `lease_until`; on PostgreSQL the candidate rows are taken with
 //! `FOR UPDATE SKIP LOCKED` so replicas never claim the same job. Every later write is fenced
 //! by `attempts`: a worker whose lease expired and whose job was claimed again cannot overwrite
-//! the new attempt's outcome.
+//! the new attempt's outcome. Leases are reckoned by the database's clock and extended by a
+//! heartbeat while the job runs; due times (`run_at`) by the application's clock.
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
@@ -75,50 +76,94 @@ pub async fn enqueue(
     Ok(id)
 }
 
-/// Claims up to `limit` jobs due by `due_by` (pending and due, or running with a lease expired
-/// by `wall_now`). Due times follow the application's clock (a test may move it); leases are
-/// real elapsed time, so they take the wall clock: moving the test clock never steals a job
-/// from the worker running it.
+/// Unix milliseconds by the database's clock, as an SQL expression. Leases follow it, so that
+/// replicas with skewed clocks (and a test clock that moves) agree on when a lease expires.
+fn db_now_ms(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+        Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+    }
+}
+
+/// Which jobs are never given up while their incident is open, as an SQL condition on `jobs`.
+fn essential_and_open(essential: &[&str]) -> String {
+    if essential.is_empty() {
+        return "FALSE".into();
+    }
+    let kinds = essential
+        .iter()
+        .map(|k| format!("'{}'", k.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "(jobs.kind IN ({kinds}) AND EXISTS (SELECT 1 FROM incidents i \
+          WHERE i.number = jobs.incident AND i.status NOT IN ('resolved', 'closed')))"
+    )
+}
+
+/// How the queue treats attempts: jobs with `max_attempts` attempts are failed rather than
+/// claimed again (a job that kills its worker), except the `essential` kinds while their
+/// incident is open.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptCap<'a> {
+    pub max_attempts: i64,
+    pub essential: &'a [&'a str],
+}
+
+/// A job failed at claim time because it used up its attempts.
+#[derive(Debug, Clone)]
+pub struct ExhaustedJob {
+    pub id: i64,
+    pub kind: String,
+    pub incident: Option<i64>,
+    pub attempts: i64,
+}
+
+/// Claims up to `limit` jobs due by `due_by` (pending and due, or running with an expired
+/// lease). Due times follow the application's clock (a test may move it); leases follow the
+/// database's clock (`lease` from now), so a moved test clock or a skewed replica never steals
+/// a job from the worker running it. Jobs that used up their attempts (`cap`) are failed, with
+/// the jobs waiting for them, instead of being claimed; they are returned in `.1`.
 pub async fn claim_jobs(
     store: &Store,
     due_by: DateTime<Utc>,
-    wall_now: DateTime<Utc>,
     lease: chrono::Duration,
     limit: i64,
-) -> StoreResult<Vec<ClaimedJob>> {
+    cap: AttemptCap<'_>,
+) -> StoreResult<(Vec<ClaimedJob>, Vec<ExhaustedJob>)> {
+    let db_now = db_now_ms(store.backend());
     // An attempt whose lease expired while a newer job with its coalesce key waits is
     // superseded: cancel it rather than run it again beside the newer one.
-    sqlx::query(
+    sqlx::query(&format!(
         "UPDATE jobs SET state = 'cancelled', lease_until = NULL, updated_at = $1, \
          last_error = 'superseded by a newer job after its lease expired' \
-         WHERE state = 'running' AND lease_until <= $2 AND coalesce_key IS NOT NULL \
+         WHERE state = 'running' AND lease_until <= {db_now} AND coalesce_key IS NOT NULL \
          AND EXISTS (SELECT 1 FROM jobs p WHERE p.coalesce_key = jobs.coalesce_key \
-                     AND p.state = 'pending')",
-    )
+                     AND p.state = 'pending')"
+    ))
     .bind(ms(due_by))
-    .bind(ms(wall_now))
     .execute(store.pool())
     .await?;
+    let exhausted = fail_exhausted_jobs(store, due_by, cap).await?;
     let lock = match store.backend() {
         Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
     let sql = format!(
-        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, \
-         updated_at = $2 \
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, \
+         lease_until = {db_now} + $1, updated_at = $2 \
          WHERE id IN (SELECT id FROM jobs j WHERE blocked_by IS NULL AND \
-           ((state = 'pending' AND run_at <= $2) OR (state = 'running' AND lease_until <= $4)) \
+           ((state = 'pending' AND run_at <= $2) OR (state = 'running' AND lease_until <= {db_now})) \
            AND (coalesce_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r \
                 WHERE r.coalesce_key = j.coalesce_key AND r.id <> j.id \
-                AND r.state = 'running' AND r.lease_until > $4)) \
+                AND r.state = 'running' AND r.lease_until > {db_now})) \
            ORDER BY run_at, id LIMIT $3 {lock}) \
          RETURNING id, kind, incident, payload, attempts, run_at"
     );
     let rows = sqlx::query(&sql)
-        .bind(ms(wall_now + lease))
+        .bind(lease.num_milliseconds())
         .bind(ms(due_by))
         .bind(limit)
-        .bind(ms(wall_now))
         .fetch_all(store.pool())
         .await?;
     let mut jobs = rows
@@ -126,7 +171,64 @@ pub async fn claim_jobs(
         .map(claimed_from_row)
         .collect::<StoreResult<Vec<_>>>()?;
     jobs.sort_by_key(|j| (j.run_at, j.id));
-    Ok(jobs)
+    Ok((jobs, exhausted))
+}
+
+/// Fails the claimable jobs (pending and due, or running with an expired lease) that used up
+/// their attempts, and every job that waited for them.
+async fn fail_exhausted_jobs(
+    store: &Store,
+    now: DateTime<Utc>,
+    cap: AttemptCap<'_>,
+) -> StoreResult<Vec<ExhaustedJob>> {
+    let db_now = db_now_ms(store.backend());
+    let mut tx = store.begin().await?;
+    let rows = sqlx::query(&format!(
+        "UPDATE jobs SET state = 'failed', lease_until = NULL, updated_at = $1, \
+         last_error = 'gave up after ' || CAST(attempts AS TEXT) || \
+           ' attempts that never finished; last error: ' || COALESCE(last_error, 'none') \
+         WHERE attempts >= $2 AND blocked_by IS NULL \
+         AND ((state = 'pending' AND run_at <= $1) OR (state = 'running' AND lease_until <= {db_now})) \
+         AND NOT {essential} \
+         RETURNING id, kind, incident, attempts",
+        essential = essential_and_open(cap.essential)
+    ))
+    .bind(ms(now))
+    .bind(cap.max_attempts)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut exhausted = Vec::new();
+    for r in &rows {
+        let job = ExhaustedJob {
+            id: r.try_get("id")?,
+            kind: r.try_get("kind")?,
+            incident: r.try_get("incident")?,
+            attempts: r.try_get("attempts")?,
+        };
+        fail_dependents(&mut tx, job.id, now).await?;
+        exhausted.push(job);
+    }
+    tx.commit().await?;
+    Ok(exhausted)
+}
+
+/// Extends a running job's lease to `lease` from now by the database's clock (a heartbeat).
+/// False if this attempt no longer holds the job.
+pub async fn extend_lease(
+    store: &Store,
+    job: &ClaimedJob,
+    lease: chrono::Duration,
+) -> StoreResult<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE jobs SET lease_until = {} + $1 WHERE id = $2 AND attempts = $3 AND state = 'running'",
+        db_now_ms(store.backend())
+    ))
+    .bind(lease.num_milliseconds())
+    .bind(job.id)
+    .bind(job.attempts)
+    .execute(store.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 fn claimed_from_row(r: &AnyRow) -> StoreResult<ClaimedJob> {
@@ -257,7 +359,14 @@ pub async fn fail_job(
     if done.rows_affected() != 1 {
         return Ok(false);
     }
-    let mut failed = vec![job.id];
+    fail_dependents(&mut tx, job.id, now).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Fails every pending job that waited, directly or not, for the failed job `id`.
+async fn fail_dependents(conn: &mut AnyConnection, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+    let mut failed = vec![id];
     while let Some(id) = failed.pop() {
         let dependents: Vec<i64> = sqlx::query_scalar(
             "UPDATE jobs SET state = 'failed', last_error = $1, updated_at = $2 \
@@ -266,12 +375,11 @@ pub async fn fail_job(
         .bind(format!("job {id} it waited for failed"))
         .bind(ms(now))
         .bind(id)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *conn)
         .await?;
         failed.extend(dependents);
     }
-    tx.commit().await?;
-    Ok(true)
+    Ok(())
 }
 
 /// Cancels an incident's pending jobs of one kind (e.g. escalation steps after an ack).
