@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::AppContext;
-use crate::core::{Effect, Platform, TimelineEvent, TimelineKind, WarRoom};
+use crate::core::{Effect, Platform, Status, TimelineEvent, TimelineKind, WarRoom};
 use crate::store::{self, ClaimedJob, NewJob, StoreResult};
 
 /// How long a claimed job belongs to its worker before another may take it, unless the worker
@@ -24,6 +24,8 @@ pub const LEASE: Duration = Duration::from_secs(30);
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(120);
 /// Jobs claimed per round.
 const BATCH: i64 = 32;
+/// How long an essential job may fail before warroom says so loudly (once per job).
+pub const STUCK_AFTER: Duration = Duration::from_secs(15 * 60);
 /// Retryable failures before a job is given up (see [`ESSENTIAL`] for the exceptions).
 pub const MAX_ATTEMPTS: i64 = 40;
 /// Job kinds that are never given up while their incident is open: without them nobody is
@@ -121,15 +123,23 @@ impl JobOutcome {
     }
 }
 
-/// Enqueues an incident's effects. Effects that need the war room wait for the job that
-/// creates it (when there is one in the batch).
+/// Enqueues an incident's effects; returns how many were added (the others existed already).
+/// Effects that need the war room wait for the job that creates it: the one in the batch, or
+/// else the incident's unfinished one (the war room does not exist yet).
 pub async fn enqueue_effects(
     conn: &mut AnyConnection,
     incident: i64,
     effects: &[Effect],
     now: DateTime<Utc>,
-) -> StoreResult<()> {
+) -> StoreResult<usize> {
+    let mut added = 0;
     let mut war_room_job = None;
+    if !effects.iter().any(|e| matches!(e, Effect::CreateWarRoom))
+        && effects.iter().any(Effect::needs_war_room)
+    {
+        war_room_job =
+            store::unfinished_job(&mut *conn, &format!("create_war_room:{incident}")).await?;
+    }
     for effect in effects {
         let payload = serde_json::to_string(&EffectJob {
             incident,
@@ -159,6 +169,7 @@ pub async fn enqueue_effects(
                 "target_warning:{incident}:{}:{breached}",
                 target_at.timestamp_millis()
             )),
+            Effect::DeliveryStuck { job, .. } => Some(format!("delivery_stuck:{incident}:{job}")),
             _ => None,
         };
         let coalesce_key = match effect {
@@ -179,11 +190,12 @@ pub async fn enqueue_effects(
             coalesce_key,
         };
         let id = store::enqueue(conn, &job, now).await?;
+        added += usize::from(id.is_some());
         if matches!(effect, Effect::CreateWarRoom) {
             war_room_job = id;
         }
     }
-    Ok(())
+    Ok(added)
 }
 
 /// Exponential backoff from 500 ms, doubling, capped at 30 s, with ±20 % jitter.
@@ -320,16 +332,20 @@ async fn record_outcome(
                 },
             )
         }
-        Err(JobError::Retry { after, reason }) if job.attempts < MAX_ATTEMPTS => {
+        Err(JobError::Retry { after, reason })
+            if job.attempts < MAX_ATTEMPTS || essential_and_open(ctx, job).await =>
+        {
             let wait = after.unwrap_or_else(|| backoff(job.attempts));
             let run_at = now + chrono::Duration::from_std(wait).unwrap_or_default();
             tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, ?wait, %reason, "job will be retried");
             if job.attempts == 1 {
                 note_failing_delivery(ctx, job, &reason, now).await;
             }
-            store::retry_job(&ctx.store, job, run_at, &reason, now)
-                .await
-                .map(|_| "retry")
+            let retried = store::retry_job(&ctx.store, job, run_at, &reason, now).await;
+            if matches!(retried, Ok(true)) && ESSENTIAL.contains(&job.kind.as_str()) {
+                report_if_stuck(ctx, job, &reason, now).await;
+            }
+            retried.map(|_| "retry")
         }
         Err(JobError::Retry { reason, .. }) | Err(JobError::Fatal(reason)) => {
             tracing::error!(job = job.id, kind = %job.kind, attempt = job.attempts, %reason, "job failed for good");
@@ -344,6 +360,60 @@ async fn record_outcome(
         Err(e) => tracing::error!(job = job.id, error = %e, "could not record a job's outcome"),
     }
     ctx.wake.notify_waiters();
+}
+
+/// An essential job (see [`ESSENTIAL`]) whose incident is still open (not resolved or closed).
+async fn essential_and_open(ctx: &AppContext, job: &ClaimedJob) -> bool {
+    let (true, Some(number)) = (ESSENTIAL.contains(&job.kind.as_str()), job.incident) else {
+        return false;
+    };
+    let incident = async {
+        let mut conn = ctx.store.acquire().await?;
+        store::get_incident(&mut conn, number).await
+    };
+    match incident.await {
+        Ok(Some(incident)) => !matches!(incident.status, Status::Resolved | Status::Closed),
+        Ok(None) => false,
+        // Unsure: keep trying rather than give up on a page.
+        Err(e) => {
+            tracing::warn!(job = job.id, error = %e, "could not read a job's incident");
+            true
+        }
+    }
+}
+
+/// After [`STUCK_AFTER`] of failures, an essential job is reported once: an error in the log,
+/// `warroom_jobs_stuck_total{kind}`, and a message in the announce channel and to the declarer.
+async fn report_if_stuck(ctx: &AppContext, job: &ClaimedJob, reason: &str, now: DateTime<Utc>) {
+    let Some(incident) = job.incident else {
+        return;
+    };
+    let stuck_after = chrono::Duration::from_std(STUCK_AFTER).unwrap_or(chrono::Duration::MAX);
+    let reported = async {
+        let since = match store::job_failing_since(&ctx.store, job.id).await? {
+            Some(since) if now - since >= stuck_after => since,
+            _ => return Ok(false),
+        };
+        let effect = Effect::DeliveryStuck {
+            job: job.id,
+            kind: job.kind.clone(),
+            since,
+            error: reason.to_string(),
+        };
+        let mut conn = ctx.store.acquire().await?;
+        Ok::<_, crate::store::StoreError>(
+            enqueue_effects(&mut conn, incident, &[effect], now).await? > 0,
+        )
+    };
+    match reported.await {
+        Ok(true) => {
+            tracing::error!(job = job.id, kind = %job.kind, incident, attempts = job.attempts, %reason, "an essential job has been failing for 15 minutes or more; still retrying");
+            metrics::counter!("warroom_jobs_stuck_total", "kind" => job.kind.clone()).increment(1);
+            ctx.wake.notify_waiters();
+        }
+        Ok(false) => {}
+        Err(e) => tracing::error!(job = job.id, error = %e, "could not report a stuck job"),
+    }
 }
 
 async fn finish(

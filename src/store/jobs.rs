@@ -48,6 +48,7 @@ pub struct JobRecord {
     pub attempts: i64,
     pub run_at: DateTime<Utc>,
     pub last_error: Option<String>,
+    pub blocked_by: Option<i64>,
 }
 
 /// Adds a job; `None` if a job with the same `dedup_key`, or a pending job with the same
@@ -152,7 +153,8 @@ pub async fn claim_jobs(
     let sql = format!(
         "UPDATE jobs SET state = 'running', attempts = attempts + 1, \
          lease_until = {db_now} + $1, updated_at = $2 \
-         WHERE id IN (SELECT id FROM jobs j WHERE blocked_by IS NULL AND \
+         WHERE id IN (SELECT id FROM jobs j WHERE (blocked_by IS NULL OR EXISTS ( \
+             SELECT 1 FROM jobs b WHERE b.id = j.blocked_by AND b.state = 'done')) AND \
            ((state = 'pending' AND run_at <= $2) OR (state = 'running' AND lease_until <= {db_now})) \
            AND (coalesce_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r \
                 WHERE r.coalesce_key = j.coalesce_key AND r.id <> j.id \
@@ -319,7 +321,8 @@ async fn try_retry_job(
     }
     let done = sqlx::query(
         "UPDATE jobs SET state = 'pending', run_at = $1, lease_until = NULL, last_error = $2, \
-         updated_at = $3 WHERE id = $4 AND attempts = $5 AND state = 'running'",
+         updated_at = $3, failing_since = COALESCE(failing_since, $3) \
+         WHERE id = $4 AND attempts = $5 AND state = 'running'",
     )
     .bind(ms(run_at))
     .bind(error)
@@ -440,10 +443,31 @@ pub async fn requeue_orphaned_jobs(store: &Store, now: DateTime<Utc>) -> StoreRe
     Ok(done.rows_affected())
 }
 
+/// Since when a job has been failing (its first retried failure), if it has.
+pub async fn job_failing_since(store: &Store, id: i64) -> StoreResult<Option<DateTime<Utc>>> {
+    let since: Option<i64> = sqlx::query_scalar("SELECT failing_since FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await?
+        .flatten();
+    since.map(from_ms).transpose()
+}
+
+/// The job with this dedup key while it is pending or running.
+pub async fn unfinished_job(conn: &mut AnyConnection, dedup_key: &str) -> StoreResult<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM jobs WHERE dedup_key = $1 AND state IN ('pending', 'running')",
+    )
+    .bind(dedup_key)
+    .fetch_optional(conn)
+    .await?)
+}
+
 /// Every job, oldest first (tests, demo, diagnostics).
 pub async fn list_jobs(conn: &mut AnyConnection) -> StoreResult<Vec<JobRecord>> {
     let rows = sqlx::query(
-        "SELECT id, kind, incident, state, attempts, run_at, last_error FROM jobs ORDER BY id",
+        "SELECT id, kind, incident, state, attempts, run_at, last_error, blocked_by FROM jobs \
+         ORDER BY id",
     )
     .fetch_all(conn)
     .await?;
@@ -457,6 +481,7 @@ pub async fn list_jobs(conn: &mut AnyConnection) -> StoreResult<Vec<JobRecord>> 
                 attempts: r.try_get("attempts")?,
                 run_at: from_ms(r.try_get("run_at")?)?,
                 last_error: r.try_get("last_error")?,
+                blocked_by: r.try_get("blocked_by")?,
             })
         })
         .collect()

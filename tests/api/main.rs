@@ -3,6 +3,7 @@
 //! set (otherwise the `postgres::` variants are reported as ignored).
 
 mod escalation;
+mod essential;
 mod helpers;
 mod hotfix;
 mod open;
