@@ -155,6 +155,60 @@ impl Store {
     }
 }
 
+/// The file behind a `sqlite:` URL (`None` for PostgreSQL and in-memory databases).
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" || url.contains("mode=memory") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
+}
+
+/// An exclusive lock on `<database>.lock`, held by the one `warroom serve` that may use a
+/// SQLite file (SQLite is the single-process engine; PostgreSQL is for replicas). The lock
+/// is the operating system's, so it goes away with the process, even after a kill -9.
+#[derive(Debug)]
+pub struct SqliteLock {
+    _file: std::fs::File,
+}
+
+impl SqliteLock {
+    /// Takes the lock for the SQLite database at `url`; `Ok(None)` when the URL is not a
+    /// SQLite file. Fails with a message naming the file when another process holds it.
+    pub fn acquire(url: &str) -> Result<Option<SqliteLock>, String> {
+        let Some(db) = sqlite_file(url) else {
+            return Ok(None);
+        };
+        let mut lock_path = db.clone().into_os_string();
+        lock_path.push(".lock");
+        let lock_path = std::path::PathBuf::from(lock_path);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| format!("cannot open the lock file {}: {e}", lock_path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(SqliteLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+                "another warroom process is serving the SQLite database {} (it holds {}). \
+                 SQLite allows one process per database file: stop the other one, or use \
+                 PostgreSQL (DATABASE_URL=postgres://…) to run several replicas",
+                db.display(),
+                lock_path.display()
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(format!(
+                "cannot lock {} for the SQLite database {}: {e}",
+                lock_path.display(),
+                db.display()
+            )),
+        }
+    }
+}
+
 /// Unix milliseconds.
 pub fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -163,4 +217,20 @@ pub fn ms(t: DateTime<Utc>) -> i64 {
 /// From Unix milliseconds.
 pub fn from_ms(v: i64) -> StoreResult<DateTime<Utc>> {
     DateTime::from_timestamp_millis(v).ok_or_else(|| StoreError::Corrupt(format!("time {v}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_behind_a_sqlite_url() {
+        assert_eq!(
+            sqlite_file("sqlite:///var/lib/warroom/db.sqlite?mode=rwc"),
+            Some("/var/lib/warroom/db.sqlite".into())
+        );
+        assert_eq!(sqlite_file("sqlite:warroom.db"), Some("warroom.db".into()));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://u@h/db"), None);
+    }
 }

@@ -9,6 +9,7 @@ mod hotfix;
 mod open;
 mod queue;
 mod resolution;
+mod single_process;
 mod war_room;
 
 /// Generates `sqlite::<test>` and `postgres::<test>` for each `async fn <test>(Backend)`.
