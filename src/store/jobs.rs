@@ -410,7 +410,7 @@ pub async fn next_wakeup(store: &Store) -> StoreResult<Option<DateTime<Utc>>> {
     let next: Option<i64> = sqlx::query_scalar(
         "SELECT MIN(run_at) FROM jobs WHERE state = 'pending' AND blocked_by IS NULL",
     )
-    .fetch_one(store.pool())
+    .fetch_one(&store.read)
     .await?;
     next.map(from_ms).transpose()
 }

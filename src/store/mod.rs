@@ -39,12 +39,19 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// The database: a pool and the engine it talks to.
+/// The database: a pool and the engine it talks to. With SQLite, writes go through one
+/// connection and pure reads (web pages) through a pool of read-only connections of their
+/// own, so a slow read never delays a write (a Slack acknowledgement); with PostgreSQL both
+/// are the same pool.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    read: AnyPool,
     backend: Backend,
 }
+
+/// Read-only connections to a SQLite file.
+const SQLITE_READERS: u32 = 4;
 
 impl Store {
     /// Connects to `sqlite://…` (the file is created if missing, WAL mode) or `postgres://…`.
@@ -55,14 +62,14 @@ impl Store {
         } else {
             Backend::Sqlite
         };
-        let url = match backend {
+        let write_url = match backend {
             Backend::Sqlite if !url.contains("mode=") => {
                 let sep = if url.contains('?') { '&' } else { '?' };
                 format!("{url}{sep}mode=rwc")
             }
             _ => url.to_string(),
         };
-        let options = AnyConnectOptions::from_str(&url)?;
+        let options = AnyConnectOptions::from_str(&write_url)?;
         let pool = match backend {
             // SQLite has one writer at a time; one connection serialises transactions instead
             // of failing them with SQLITE_BUSY, and WAL keeps each commit cheap.
@@ -91,7 +98,32 @@ impl Store {
                     .await?
             }
         };
-        Ok(Store { pool, backend })
+        let read = match (backend, sqlite_file(url)) {
+            // WAL lets readers work beside the writer; the file exists (the writer made it).
+            (Backend::Sqlite, Some(_)) => {
+                let base = url.split('?').next().unwrap_or(url);
+                let options = AnyConnectOptions::from_str(&format!("{base}?mode=ro"))?;
+                AnyPoolOptions::new()
+                    .max_connections(SQLITE_READERS)
+                    .min_connections(0)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_lazy_with(options)
+            }
+            // In-memory SQLite and PostgreSQL: one pool for both.
+            _ => pool.clone(),
+        };
+        Ok(Store {
+            pool,
+            read,
+            backend,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -120,7 +152,7 @@ impl Store {
         let applied: Vec<i64> =
             sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = $1")
                 .bind(true)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read)
                 .await?;
         Ok(self.migrator().iter().all(|m| applied.contains(&m.version)))
     }
@@ -131,6 +163,12 @@ impl Store {
 
     pub async fn acquire(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Any>> {
         Ok(self.pool.acquire().await?)
+    }
+
+    /// A connection for pure reads (web pages, diagnostics): with SQLite a read-only one of
+    /// the readers' pool, which never waits for the writer. Never write through it.
+    pub async fn acquire_read(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Any>> {
+        Ok(self.read.acquire().await?)
     }
 
     /// Records an inbound id (Slack `event_id`, `trigger_id`…). False if it was seen before:
@@ -151,6 +189,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.read.close().await;
         self.pool.close().await;
     }
 }

@@ -8,6 +8,7 @@ mod helpers;
 mod hotfix;
 mod open;
 mod queue;
+mod reads;
 mod resolution;
 mod single_process;
 mod war_room;
