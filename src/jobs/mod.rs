@@ -198,6 +198,50 @@ pub async fn enqueue_effects(
     Ok(added)
 }
 
+/// The job kind of the periodic clean-up of old finished jobs and inbound ids.
+pub const RETENTION_JOB: &str = "retention";
+/// How often the clean-up runs.
+pub const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Schedules the clean-up at `at` unless it is pending already (one per database).
+pub async fn schedule_retention(conn: &mut AnyConnection, at: DateTime<Utc>) -> StoreResult<()> {
+    let job = NewJob {
+        kind: RETENTION_JOB.into(),
+        incident: None,
+        payload: "{}".into(),
+        run_at: at,
+        blocked_by: None,
+        dedup_key: None,
+        coalesce_key: Some(RETENTION_JOB.into()),
+    };
+    store::enqueue(conn, &job, at).await?;
+    Ok(())
+}
+
+/// Deletes finished jobs older than `retention.jobs` and inbound ids older than
+/// `retention.inbound_ids` (by the application's clock), then schedules the next run.
+async fn retention(ctx: &AppContext) -> Result<JobOutcome, JobError> {
+    let now = ctx.clock.now();
+    let age = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+    let retention = &ctx.config.retention;
+    let (jobs, inbound) = store::delete_old_records(
+        &ctx.store,
+        now.checked_sub_signed(age(retention.jobs))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        now.checked_sub_signed(age(retention.inbound_ids))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC),
+    )
+    .await?;
+    tracing::info!(
+        jobs,
+        inbound_ids = inbound,
+        "deleted old finished jobs and inbound ids"
+    );
+    let mut conn = ctx.store.acquire().await?;
+    schedule_retention(&mut conn, now + age(RETENTION_EVERY)).await?;
+    Ok(JobOutcome::none())
+}
+
 /// Exponential backoff from 500 ms, doubling, capped at 30 s, with ±20 % jitter.
 pub fn backoff(attempt: i64) -> Duration {
     let exp = attempt.clamp(1, 16) as u32 - 1;
@@ -527,6 +571,9 @@ async fn execute(ctx: &AppContext, job: &ClaimedJob) -> Result<JobOutcome, JobEr
     if job.kind == crate::slack::effects::REPLY_JOB {
         return crate::slack::effects::send_replies(ctx, &job.payload).await;
     }
+    if job.kind == RETENTION_JOB {
+        return retention(ctx).await;
+    }
     if job.kind == crate::health::POLL_JOB {
         return crate::health::poll(ctx, &job.payload).await;
     }
@@ -558,6 +605,13 @@ async fn execute(ctx: &AppContext, job: &ClaimedJob) -> Result<JobOutcome, JobEr
 pub async fn run_worker(ctx: AppContext, shutdown: CancellationToken) {
     const CONCURRENCY: usize = 32;
     tracing::info!("job worker started");
+    let scheduled = async {
+        let mut conn = ctx.store.acquire().await?;
+        schedule_retention(&mut conn, ctx.clock.now()).await
+    };
+    if let Err(e) = scheduled.await {
+        tracing::error!(error = %e, "could not schedule the clean-up of old jobs");
+    }
     let mut running = JoinSet::new();
     while !shutdown.is_cancelled() {
         while let Some(done) = running.try_join_next() {

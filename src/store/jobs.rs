@@ -463,6 +463,37 @@ pub async fn unfinished_job(conn: &mut AnyConnection, dedup_key: &str) -> StoreR
     .await?)
 }
 
+/// Deletes finished jobs (done, cancelled, failed) last changed before `jobs_before`, except
+/// those another job names in `blocked_by`, and inbound ids received before `inbound_before`.
+/// Returns how many of each were deleted.
+pub async fn delete_old_records(
+    store: &Store,
+    jobs_before: DateTime<Utc>,
+    inbound_before: DateTime<Utc>,
+) -> StoreResult<(u64, u64)> {
+    let mut jobs = 0;
+    // A chain is deleted from its end: each round frees the jobs the last one referenced.
+    for _ in 0..8 {
+        let done = sqlx::query(
+            "DELETE FROM jobs WHERE state IN ('done', 'cancelled', 'failed') AND updated_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM jobs w WHERE w.blocked_by = jobs.id)",
+        )
+        .bind(ms(jobs_before))
+        .execute(store.pool())
+        .await?;
+        jobs += done.rows_affected();
+        if done.rows_affected() == 0 {
+            break;
+        }
+    }
+    let inbound = sqlx::query("DELETE FROM inbound_ids WHERE received_at < $1")
+        .bind(ms(inbound_before))
+        .execute(store.pool())
+        .await?
+        .rows_affected();
+    Ok((jobs, inbound))
+}
+
 /// Every job, oldest first (tests, demo, diagnostics).
 pub async fn list_jobs(conn: &mut AnyConnection) -> StoreResult<Vec<JobRecord>> {
     let rows = sqlx::query(

@@ -10,6 +10,7 @@ mod open;
 mod queue;
 mod reads;
 mod resolution;
+mod retention;
 mod single_process;
 mod war_room;
 
