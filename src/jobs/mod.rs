@@ -275,7 +275,7 @@ async fn claim(ctx: &AppContext, limit: i64) -> StoreResult<Vec<ClaimedJob>> {
     let (jobs, exhausted) =
         store::claim_jobs(&ctx.store, now, chrono_lease(LEASE), limit, attempt_cap()).await?;
     for job in exhausted {
-        tracing::error!(job = job.id, kind = %job.kind, attempts = job.attempts, "job failed for good: its attempts never finished");
+        tracing::error!(job = job.id, kind = %job.kind, attempts = job.attempts, "job failed for good: no attempts left");
         metrics::counter!("warroom_jobs_total", "kind" => job.kind.clone(), "outcome" => "failed")
             .increment(1);
         if let Some(incident) = job.incident {
@@ -284,12 +284,18 @@ async fn claim(ctx: &AppContext, limit: i64) -> StoreResult<Vec<ClaimedJob>> {
                 None,
                 TimelineKind::Failure,
                 format!(
-                    "warroom gave up on `{}` after {} attempt(s) that never finished",
+                    "warroom gave up on `{}` after {} attempt(s)",
                     job.kind, job.attempts
                 ),
             );
-            let mut conn = ctx.store.acquire().await?;
-            store::insert_timeline(&mut conn, incident, &event, None).await?;
+            // The claimed jobs are this worker's now: a failed note must not lose them.
+            let noted = async {
+                let mut conn = ctx.store.acquire().await?;
+                store::insert_timeline(&mut conn, incident, &event, None).await
+            };
+            if let Err(e) = noted.await {
+                tracing::error!(job = job.id, error = %e, "could not record a job given up");
+            }
         }
     }
     Ok(jobs)

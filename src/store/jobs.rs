@@ -188,7 +188,7 @@ async fn fail_exhausted_jobs(
     let rows = sqlx::query(&format!(
         "UPDATE jobs SET state = 'failed', lease_until = NULL, updated_at = $1, \
          last_error = 'gave up after ' || CAST(attempts AS TEXT) || \
-           ' attempts that never finished; last error: ' || COALESCE(last_error, 'none') \
+           ' attempts; last error: ' || COALESCE(last_error, 'none (its worker died)') \
          WHERE attempts >= $2 AND blocked_by IS NULL \
          AND ((state = 'pending' AND run_at <= $1) OR (state = 'running' AND lease_until <= {db_now})) \
          AND NOT {essential} \
