@@ -34,6 +34,16 @@ pub struct Config {
     pub health: HealthSettings,
     pub review: ReviewSettings,
     pub customer_email: CustomerEmail,
+    pub retention: Retention,
+}
+
+/// How long finished records are kept before the periodic clean-up deletes them.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Finished jobs (done, cancelled, failed), counted from when they finished.
+    pub jobs: Duration,
+    /// Inbound ids (Slack event ids, trigger ids) used to drop redeliveries.
+    pub inbound_ids: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -391,6 +401,7 @@ impl Config {
                 "health",
                 "review",
                 "customer_email",
+                "retention",
             ],
         );
 
@@ -677,6 +688,23 @@ impl Config {
             }
         }
 
+        let ret_t = w.table("retention", table.get("retention"));
+        w.only_keys("retention", &ret_t, &["jobs", "inbound_ids"]);
+        let retention = Retention {
+            jobs: w
+                .opt_duration("retention.jobs", ret_t.get("jobs"))
+                .unwrap_or(Duration::from_secs(30 * 24 * 3600)),
+            inbound_ids: w
+                .opt_duration("retention.inbound_ids", ret_t.get("inbound_ids"))
+                .unwrap_or(Duration::from_secs(7 * 24 * 3600)),
+        };
+        if retention.jobs.is_zero() {
+            w.problem("retention.jobs", "must be more than 0s");
+        }
+        if retention.inbound_ids.is_zero() {
+            w.problem("retention.inbound_ids", "must be more than 0s");
+        }
+
         if !w.problems.is_empty() {
             return Err(ConfigError {
                 file: source
@@ -697,6 +725,7 @@ impl Config {
             health,
             review,
             customer_email,
+            retention,
         })
     }
 
@@ -1097,6 +1126,28 @@ status_every = "1h"
         );
         assert_eq!(c.health.services["shop"].interval, Duration::from_secs(1));
         assert_eq!(c.first_responders_on_slack(Severity::P0), ["U0PRIMARY"]);
+    }
+
+    #[test]
+    fn retention_has_defaults_and_checked_durations() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.retention.jobs, Duration::from_secs(30 * 24 * 3600));
+        assert_eq!(c.retention.inbound_ids, Duration::from_secs(7 * 24 * 3600));
+        let c = Config::from_toml("[retention]\njobs = \"90d\"\ninbound_ids = \"2d\"\n").unwrap();
+        assert_eq!(c.retention.jobs, Duration::from_secs(90 * 24 * 3600));
+        assert_eq!(c.retention.inbound_ids, Duration::from_secs(2 * 24 * 3600));
+        let err = Config::from_toml(
+            "[retention]\njobs = \"forever\"\ninbound_ids = \"0s\"\nevents = \"1d\"\n",
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        for want in [
+            "retention.jobs",
+            "retention.inbound_ids",
+            "retention.events",
+        ] {
+            assert!(keys.contains(&want), "missing {want} in {keys:?}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use warroom::app::{App, Settings};
 use warroom::clock::Clock;
 use warroom::config::{Config, Environment};
-use warroom::store::Store;
+use warroom::store::{SqliteLock, Store};
 
 #[derive(Parser)]
 #[command(
@@ -169,6 +169,9 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     let statuspage = warroom::publish::StatuspageSettings::from_lookup(|k| std::env::var(k).ok())
         .map_err(anyhow::Error::msg)?;
+    // One process per SQLite file, taken before anything touches the database (another
+    // process's start-up would requeue this one's running jobs); held until serve returns.
+    let _sqlite_lock = SqliteLock::acquire(&env.database_url).map_err(anyhow::Error::msg)?;
     let app = App::build(Settings {
         config,
         env,

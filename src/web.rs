@@ -18,7 +18,6 @@ use secrecy::ExposeSecret;
 use sha2::Sha256;
 
 use crate::app::AppContext;
-use crate::commands::{self, IncidentRef};
 use crate::http::{AppError, AppState};
 use crate::templates::Template;
 
@@ -110,7 +109,7 @@ fn page(title: &str, body: &str) -> Html<String> {
 }
 
 async fn dashboard(State(state): State<AppState>) -> Result<Response, AppError> {
-    let mut conn = state.ctx.store.acquire().await.map_err(internal)?;
+    let mut conn = state.ctx.store.acquire_read().await.map_err(internal)?;
     let incidents = crate::store::recent_incidents(&mut conn, 200)
         .await
         .map_err(internal)?;
@@ -149,11 +148,22 @@ async fn incident_page(
     Path(number): Path<String>,
 ) -> Result<Response, AppError> {
     let number = parse_number(&number)?;
-    let Some((incident, events)) =
-        commands::incident_with_timeline(&state.ctx, IncidentRef::Number(number))
+    let found = {
+        let mut conn = state.ctx.store.acquire_read().await.map_err(internal)?;
+        match crate::store::get_incident(&mut conn, number)
             .await
             .map_err(internal)?
-    else {
+        {
+            Some(incident) => {
+                let events = crate::store::timeline(&mut conn, number)
+                    .await
+                    .map_err(internal)?;
+                Some((incident, events))
+            }
+            None => None,
+        }
+    };
+    let Some((incident, events)) = found else {
         return Ok((StatusCode::NOT_FOUND, "no such incident").into_response());
     };
     let mut body = format!(
@@ -193,7 +203,7 @@ async fn review(
 ) -> Result<Response, AppError> {
     let number = parse_number(&number)?;
     let incident = {
-        let mut conn = state.ctx.store.acquire().await.map_err(internal)?;
+        let mut conn = state.ctx.store.acquire_read().await.map_err(internal)?;
         crate::store::get_incident(&mut conn, number)
             .await
             .map_err(internal)?

@@ -151,6 +151,14 @@ pub enum Effect {
     PostReview,
     /// Remind the war room that the review is due, until the incident is closed.
     ReviewReminder { due_at: DateTime<Utc> },
+    /// Say loudly, wherever it can still be delivered (the announce channel, the declarer's
+    /// DM), that an essential job (`kind`, job `job`) has been failing since `since`.
+    DeliveryStuck {
+        job: i64,
+        kind: String,
+        since: DateTime<Utc>,
+        error: String,
+    },
     /// Warn that the response target is near (`breached` false: 75 % gone) or missed.
     TargetWarning {
         due_at: DateTime<Utc>,
@@ -189,6 +197,7 @@ impl Effect {
             Effect::PublishCustomerEmail => "publish_customer_email",
             Effect::PostReview => "post_review",
             Effect::ReviewReminder { .. } => "review_reminder",
+            Effect::DeliveryStuck { .. } => "delivery_stuck",
         }
     }
 

@@ -13,15 +13,40 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::AppContext;
-use crate::core::{Effect, Platform, TimelineEvent, TimelineKind, WarRoom};
+use crate::core::{Effect, Platform, Status, TimelineEvent, TimelineKind, WarRoom};
 use crate::store::{self, ClaimedJob, NewJob, StoreResult};
 
-/// How long a claimed job belongs to its worker before another may take it.
-pub const LEASE: Duration = Duration::from_secs(60);
+/// How long a claimed job belongs to its worker before another may take it, unless the worker
+/// extends it: a running job's lease is renewed every third of it (a heartbeat), so only a
+/// worker that died (or hangs its runtime) loses its jobs.
+pub const LEASE: Duration = Duration::from_secs(30);
+/// Longest a job may run before it is cut short and retried.
+pub const JOB_TIMEOUT: Duration = Duration::from_secs(120);
 /// Jobs claimed per round.
 const BATCH: i64 = 32;
-/// Retryable failures before a job is given up.
+/// How long an essential job may fail before warroom says so loudly (once per job).
+pub const STUCK_AFTER: Duration = Duration::from_secs(15 * 60);
+/// Retryable failures before a job is given up (see [`ESSENTIAL`] for the exceptions).
 pub const MAX_ATTEMPTS: i64 = 40;
+/// Job kinds that are never given up while their incident is open: without them nobody is
+/// brought into the response.
+pub const ESSENTIAL: &[&str] = &[
+    "create_war_room",
+    "invite_to_war_room",
+    "post_kickoff",
+    "page",
+];
+
+fn attempt_cap() -> store::AttemptCap<'static> {
+    store::AttemptCap {
+        max_attempts: MAX_ATTEMPTS,
+        essential: ESSENTIAL,
+    }
+}
+
+fn chrono_lease(lease: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30))
+}
 /// Longest wait between two looks at the queue (other replicas may have added jobs).
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
@@ -98,15 +123,23 @@ impl JobOutcome {
     }
 }
 
-/// Enqueues an incident's effects. Effects that need the war room wait for the job that
-/// creates it (when there is one in the batch).
+/// Enqueues an incident's effects; returns how many were added (the others existed already).
+/// Effects that need the war room wait for the job that creates it: the one in the batch, or
+/// else the incident's unfinished one (the war room does not exist yet).
 pub async fn enqueue_effects(
     conn: &mut AnyConnection,
     incident: i64,
     effects: &[Effect],
     now: DateTime<Utc>,
-) -> StoreResult<()> {
+) -> StoreResult<usize> {
+    let mut added = 0;
     let mut war_room_job = None;
+    if !effects.iter().any(|e| matches!(e, Effect::CreateWarRoom))
+        && effects.iter().any(Effect::needs_war_room)
+    {
+        war_room_job =
+            store::unfinished_job(&mut *conn, &format!("create_war_room:{incident}")).await?;
+    }
     for effect in effects {
         let payload = serde_json::to_string(&EffectJob {
             incident,
@@ -136,6 +169,7 @@ pub async fn enqueue_effects(
                 "target_warning:{incident}:{}:{breached}",
                 target_at.timestamp_millis()
             )),
+            Effect::DeliveryStuck { job, .. } => Some(format!("delivery_stuck:{incident}:{job}")),
             _ => None,
         };
         let coalesce_key = match effect {
@@ -156,11 +190,56 @@ pub async fn enqueue_effects(
             coalesce_key,
         };
         let id = store::enqueue(conn, &job, now).await?;
+        added += usize::from(id.is_some());
         if matches!(effect, Effect::CreateWarRoom) {
             war_room_job = id;
         }
     }
+    Ok(added)
+}
+
+/// The job kind of the periodic clean-up of old finished jobs and inbound ids.
+pub const RETENTION_JOB: &str = "retention";
+/// How often the clean-up runs.
+pub const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Schedules the clean-up at `at` unless it is pending already (one per database).
+pub async fn schedule_retention(conn: &mut AnyConnection, at: DateTime<Utc>) -> StoreResult<()> {
+    let job = NewJob {
+        kind: RETENTION_JOB.into(),
+        incident: None,
+        payload: "{}".into(),
+        run_at: at,
+        blocked_by: None,
+        dedup_key: None,
+        coalesce_key: Some(RETENTION_JOB.into()),
+    };
+    store::enqueue(conn, &job, at).await?;
     Ok(())
+}
+
+/// Deletes finished jobs older than `retention.jobs` and inbound ids older than
+/// `retention.inbound_ids` (by the application's clock), then schedules the next run.
+async fn retention(ctx: &AppContext) -> Result<JobOutcome, JobError> {
+    let now = ctx.clock.now();
+    let age = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+    let retention = &ctx.config.retention;
+    let (jobs, inbound) = store::delete_old_records(
+        &ctx.store,
+        now.checked_sub_signed(age(retention.jobs))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        now.checked_sub_signed(age(retention.inbound_ids))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC),
+    )
+    .await?;
+    tracing::info!(
+        jobs,
+        inbound_ids = inbound,
+        "deleted old finished jobs and inbound ids"
+    );
+    let mut conn = ctx.store.acquire().await?;
+    schedule_retention(&mut conn, now + age(RETENTION_EVERY)).await?;
+    Ok(JobOutcome::none())
 }
 
 /// Exponential backoff from 500 ms, doubling, capped at 30 s, with ±20 % jitter.
@@ -174,9 +253,7 @@ pub fn backoff(attempt: i64) -> Duration {
 
 /// Claims the jobs due now and runs them concurrently; returns how many were claimed.
 pub async fn run_due_jobs(ctx: &AppContext) -> StoreResult<usize> {
-    let now = ctx.clock.now();
-    let lease = chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(60));
-    let jobs = store::claim_jobs(&ctx.store, now, Utc::now(), lease, BATCH).await?;
+    let jobs = claim(ctx, BATCH).await?;
     let n = jobs.len();
     let mut set = JoinSet::new();
     for job in jobs {
@@ -191,22 +268,111 @@ pub async fn run_due_jobs(ctx: &AppContext) -> StoreResult<usize> {
     Ok(n)
 }
 
+/// Claims up to `limit` due jobs; jobs that used up their attempts without ever finishing
+/// (they killed their worker) are failed instead, and said so on their incident's timeline.
+async fn claim(ctx: &AppContext, limit: i64) -> StoreResult<Vec<ClaimedJob>> {
+    let now = ctx.clock.now();
+    let (jobs, exhausted) =
+        store::claim_jobs(&ctx.store, now, chrono_lease(LEASE), limit, attempt_cap()).await?;
+    for job in exhausted {
+        tracing::error!(job = job.id, kind = %job.kind, attempts = job.attempts, "job failed for good: no attempts left");
+        metrics::counter!("warroom_jobs_total", "kind" => job.kind.clone(), "outcome" => "failed")
+            .increment(1);
+        if let Some(incident) = job.incident {
+            let event = TimelineEvent::new(
+                now,
+                None,
+                TimelineKind::Failure,
+                format!(
+                    "warroom gave up on `{}` after {} attempt(s)",
+                    job.kind, job.attempts
+                ),
+            );
+            // The claimed jobs are this worker's now: a failed note must not lose them.
+            let noted = async {
+                let mut conn = ctx.store.acquire().await?;
+                store::insert_timeline(&mut conn, incident, &event, None).await
+            };
+            if let Err(e) = noted.await {
+                tracing::error!(job = job.id, error = %e, "could not record a job given up");
+            }
+        }
+    }
+    Ok(jobs)
+}
+
 /// Runs one claimed job and records its outcome.
 async fn run_one(ctx: &AppContext, job: ClaimedJob) {
+    run_claimed_with(ctx, job, LEASE, |ctx, job| async move {
+        execute(&ctx, &job).await
+    })
+    .await
+}
+
+/// Runs a claimed job with `exec` and records its outcome: the job's lease (`lease` long) is
+/// extended while `exec` runs, `exec` is cut short after [`JOB_TIMEOUT`], and a panic inside it
+/// is the attempt's failure (retried like any other). [`run_due_jobs`] and the worker use it
+/// with the job's real work; tests with work of their own.
+pub async fn run_claimed_with<F, Fut>(ctx: &AppContext, job: ClaimedJob, lease: Duration, exec: F)
+where
+    F: FnOnce(AppContext, ClaimedJob) -> Fut,
+    Fut: std::future::Future<Output = Result<JobOutcome, JobError>> + Send + 'static,
+{
     let started = std::time::Instant::now();
-    let result = match tokio::time::timeout(LEASE / 2, execute(ctx, &job)).await {
-        Ok(r) => r,
-        Err(_) => Err(JobError::retry(format!(
-            "did not finish within {:?}",
-            LEASE / 2
-        ))),
+    let mut task = tokio::spawn(exec(ctx.clone(), job.clone()));
+    let timeout = tokio::time::sleep(JOB_TIMEOUT);
+    tokio::pin!(timeout);
+    let mut heartbeat = tokio::time::interval((lease / 3).max(Duration::from_millis(10)));
+    heartbeat.tick().await;
+    let result = loop {
+        tokio::select! {
+            joined = &mut task => break match joined {
+                Ok(r) => r,
+                Err(e) if e.is_panic() => {
+                    let reason = panic_message(e.into_panic());
+                    tracing::error!(job = job.id, kind = %job.kind, %reason, "a job panicked");
+                    Err(JobError::retry(format!("the job panicked: {reason}")))
+                }
+                Err(e) => Err(JobError::retry(format!("the job was cancelled: {e}"))),
+            },
+            _ = &mut timeout => {
+                task.abort();
+                break Err(JobError::retry(format!("did not finish within {JOB_TIMEOUT:?}")));
+            }
+            _ = heartbeat.tick() => {
+                match store::extend_lease(&ctx.store, &job, chrono_lease(lease)).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(job = job.id, "lost a running job's lease"),
+                    Err(e) => tracing::warn!(job = job.id, error = %e, "could not extend a job's lease"),
+                }
+            }
+        }
     };
+    record_outcome(ctx, &job, result, started).await;
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(s) => s.to_string(),
+            Err(_) => "(no message)".into(),
+        },
+    }
+}
+
+async fn record_outcome(
+    ctx: &AppContext,
+    job: &ClaimedJob,
+    result: Result<JobOutcome, JobError>,
+    started: std::time::Instant,
+) {
     metrics::histogram!("warroom_job_seconds", "kind" => job.kind.clone())
         .record(started.elapsed().as_secs_f64());
     let now = ctx.clock.now();
     let outcome = match result {
         Ok(outcome) => {
-            finish(ctx, &job, outcome, now).await.map(
+            finish(ctx, job, outcome, now).await.map(
                 |held| {
                     if held {
                         "done"
@@ -216,20 +382,24 @@ async fn run_one(ctx: &AppContext, job: ClaimedJob) {
                 },
             )
         }
-        Err(JobError::Retry { after, reason }) if job.attempts < MAX_ATTEMPTS => {
+        Err(JobError::Retry { after, reason })
+            if job.attempts < MAX_ATTEMPTS || essential_and_open(ctx, job).await =>
+        {
             let wait = after.unwrap_or_else(|| backoff(job.attempts));
             let run_at = now + chrono::Duration::from_std(wait).unwrap_or_default();
             tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, ?wait, %reason, "job will be retried");
             if job.attempts == 1 {
-                note_failing_delivery(ctx, &job, &reason, now).await;
+                note_failing_delivery(ctx, job, &reason, now).await;
             }
-            store::retry_job(&ctx.store, &job, run_at, &reason, now)
-                .await
-                .map(|_| "retry")
+            let retried = store::retry_job(&ctx.store, job, run_at, &reason, now).await;
+            if matches!(retried, Ok(true)) && ESSENTIAL.contains(&job.kind.as_str()) {
+                report_if_stuck(ctx, job, &reason, now).await;
+            }
+            retried.map(|_| "retry")
         }
         Err(JobError::Retry { reason, .. }) | Err(JobError::Fatal(reason)) => {
             tracing::error!(job = job.id, kind = %job.kind, attempt = job.attempts, %reason, "job failed for good");
-            give_up(ctx, &job, &reason, now).await.map(|_| "failed")
+            give_up(ctx, job, &reason, now).await.map(|_| "failed")
         }
     };
     match outcome {
@@ -240,6 +410,60 @@ async fn run_one(ctx: &AppContext, job: ClaimedJob) {
         Err(e) => tracing::error!(job = job.id, error = %e, "could not record a job's outcome"),
     }
     ctx.wake.notify_waiters();
+}
+
+/// An essential job (see [`ESSENTIAL`]) whose incident is still open (not resolved or closed).
+async fn essential_and_open(ctx: &AppContext, job: &ClaimedJob) -> bool {
+    let (true, Some(number)) = (ESSENTIAL.contains(&job.kind.as_str()), job.incident) else {
+        return false;
+    };
+    let incident = async {
+        let mut conn = ctx.store.acquire().await?;
+        store::get_incident(&mut conn, number).await
+    };
+    match incident.await {
+        Ok(Some(incident)) => !matches!(incident.status, Status::Resolved | Status::Closed),
+        Ok(None) => false,
+        // Unsure: keep trying rather than give up on a page.
+        Err(e) => {
+            tracing::warn!(job = job.id, error = %e, "could not read a job's incident");
+            true
+        }
+    }
+}
+
+/// After [`STUCK_AFTER`] of failures, an essential job is reported once: an error in the log,
+/// `warroom_jobs_stuck_total{kind}`, and a message in the announce channel and to the declarer.
+async fn report_if_stuck(ctx: &AppContext, job: &ClaimedJob, reason: &str, now: DateTime<Utc>) {
+    let Some(incident) = job.incident else {
+        return;
+    };
+    let stuck_after = chrono::Duration::from_std(STUCK_AFTER).unwrap_or(chrono::Duration::MAX);
+    let reported = async {
+        let since = match store::job_failing_since(&ctx.store, job.id).await? {
+            Some(since) if now - since >= stuck_after => since,
+            _ => return Ok(false),
+        };
+        let effect = Effect::DeliveryStuck {
+            job: job.id,
+            kind: job.kind.clone(),
+            since,
+            error: reason.to_string(),
+        };
+        let mut conn = ctx.store.acquire().await?;
+        Ok::<_, crate::store::StoreError>(
+            enqueue_effects(&mut conn, incident, &[effect], now).await? > 0,
+        )
+    };
+    match reported.await {
+        Ok(true) => {
+            tracing::error!(job = job.id, kind = %job.kind, incident, attempts = job.attempts, %reason, "an essential job has been failing for 15 minutes or more; still retrying");
+            metrics::counter!("warroom_jobs_stuck_total", "kind" => job.kind.clone()).increment(1);
+            ctx.wake.notify_waiters();
+        }
+        Ok(false) => {}
+        Err(e) => tracing::error!(job = job.id, error = %e, "could not report a stuck job"),
+    }
 }
 
 async fn finish(
@@ -353,6 +577,9 @@ async fn execute(ctx: &AppContext, job: &ClaimedJob) -> Result<JobOutcome, JobEr
     if job.kind == crate::slack::effects::REPLY_JOB {
         return crate::slack::effects::send_replies(ctx, &job.payload).await;
     }
+    if job.kind == RETENTION_JOB {
+        return retention(ctx).await;
+    }
     if job.kind == crate::health::POLL_JOB {
         return crate::health::poll(ctx, &job.payload).await;
     }
@@ -384,6 +611,13 @@ async fn execute(ctx: &AppContext, job: &ClaimedJob) -> Result<JobOutcome, JobEr
 pub async fn run_worker(ctx: AppContext, shutdown: CancellationToken) {
     const CONCURRENCY: usize = 32;
     tracing::info!("job worker started");
+    let scheduled = async {
+        let mut conn = ctx.store.acquire().await?;
+        schedule_retention(&mut conn, ctx.clock.now()).await
+    };
+    if let Err(e) = scheduled.await {
+        tracing::error!(error = %e, "could not schedule the clean-up of old jobs");
+    }
     let mut running = JoinSet::new();
     while !shutdown.is_cancelled() {
         while let Some(done) = running.try_join_next() {
@@ -397,9 +631,7 @@ pub async fn run_worker(ctx: AppContext, shutdown: CancellationToken) {
         woken.as_mut().enable();
         let free = CONCURRENCY.saturating_sub(running.len());
         if free > 0 {
-            let now = ctx.clock.now();
-            let lease = chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(60));
-            match store::claim_jobs(&ctx.store, now, Utc::now(), lease, free as i64).await {
+            match claim(&ctx, free as i64).await {
                 Ok(jobs) if !jobs.is_empty() => {
                     for job in jobs {
                         let ctx = ctx.clone();

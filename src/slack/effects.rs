@@ -240,6 +240,18 @@ pub async fn perform(
             effect.name()
         ))),
         Effect::WatchHealth => Err(JobError::fatal("`watch_health` is run by the job runner")),
+        Effect::DeliveryStuck {
+            kind, since, error, ..
+        } => {
+            // Said wherever it can still be heard: the war room may be what failed.
+            let content = render::delivery_stuck(incident, kind, *since, now, error);
+            if let Some(channel) = &ctx.config.slack.announce_channel {
+                slack.post(channel, content.clone()).await?;
+            }
+            let dm = slack.open_dm(&incident.declared_by).await?;
+            slack.post(&dm, content).await?;
+            Ok(JobOutcome::none())
+        }
         Effect::PostToWarRoom { text } => {
             let room = war_room(incident)?;
             slack.post(&room.id, render::war_room_text(text)).await?;

@@ -632,6 +632,37 @@ pub fn monitoring_summary(
     }
 }
 
+/// An essential job that keeps failing: said in the announce channel and to the declarer.
+pub fn delivery_stuck(
+    incident: &Incident,
+    kind: &str,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+    error: &str,
+) -> SlackMessageContent {
+    let what = match kind {
+        "create_war_room" => "create the war room",
+        "invite_to_war_room" => "invite responders to the war room",
+        "post_kickoff" => "post the kickoff message",
+        "page" => "deliver a page",
+        _ => "carry out a step",
+    };
+    let failing = human_duration(
+        (now - since)
+            .to_std()
+            .map(|d| std::time::Duration::from_secs(d.as_secs() / 60 * 60))
+            .unwrap_or_default(),
+    );
+    SlackMessageContent::new().with_text(format!(
+        ":warning: {} ({}): warroom has failed to {what} for {failing} (since {}) and keeps \
+         retrying. Last error: {}. Check the server's logs and its Slack and paging settings.",
+        incident.key(),
+        incident.severity,
+        clock(since),
+        escape(error)
+    ))
+}
+
 /// A direct page to one person (outside the escalation ladder).
 pub fn direct_page(incident: &Incident, reason: &str) -> SlackMessageContent {
     plain(format!(

@@ -4,13 +4,14 @@
 //! one to `attempts` and sets `lease_until`; on PostgreSQL the candidate rows are taken with
 //! `FOR UPDATE SKIP LOCKED` so replicas never claim the same job. Every later write is fenced
 //! by `attempts`: a worker whose lease expired and whose job was claimed again cannot overwrite
-//! the new attempt's outcome.
+//! the new attempt's outcome. Leases are reckoned by the database's clock and extended by a
+//! heartbeat while the job runs; due times (`run_at`) by the application's clock.
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{from_ms, ms, Backend, Store, StoreResult};
+use super::{from_ms, ms, Backend, Store, StoreError, StoreResult};
 
 /// A job to add to the queue.
 #[derive(Debug, Clone)]
@@ -47,6 +48,7 @@ pub struct JobRecord {
     pub attempts: i64,
     pub run_at: DateTime<Utc>,
     pub last_error: Option<String>,
+    pub blocked_by: Option<i64>,
 }
 
 /// Adds a job; `None` if a job with the same `dedup_key`, or a pending job with the same
@@ -75,37 +77,95 @@ pub async fn enqueue(
     Ok(id)
 }
 
-/// Claims up to `limit` jobs due by `due_by` (pending and due, or running with a lease expired
-/// by `wall_now`). Due times follow the application's clock (a test may move it); leases are
-/// real elapsed time, so they take the wall clock: moving the test clock never steals a job
-/// from the worker running it.
+/// Unix milliseconds by the database's clock, as an SQL expression. Leases follow it, so that
+/// replicas with skewed clocks (and a test clock that moves) agree on when a lease expires.
+fn db_now_ms(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+        Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+    }
+}
+
+/// Which jobs are never given up while their incident is open, as an SQL condition on `jobs`.
+fn essential_and_open(essential: &[&str]) -> String {
+    if essential.is_empty() {
+        return "FALSE".into();
+    }
+    let kinds = essential
+        .iter()
+        .map(|k| format!("'{}'", k.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "(jobs.kind IN ({kinds}) AND EXISTS (SELECT 1 FROM incidents i \
+          WHERE i.number = jobs.incident AND i.status NOT IN ('resolved', 'closed')))"
+    )
+}
+
+/// How the queue treats attempts: jobs with `max_attempts` attempts are failed rather than
+/// claimed again (a job that kills its worker), except the `essential` kinds while their
+/// incident is open.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptCap<'a> {
+    pub max_attempts: i64,
+    pub essential: &'a [&'a str],
+}
+
+/// A job failed at claim time because it used up its attempts.
+#[derive(Debug, Clone)]
+pub struct ExhaustedJob {
+    pub id: i64,
+    pub kind: String,
+    pub incident: Option<i64>,
+    pub attempts: i64,
+}
+
+/// Claims up to `limit` jobs due by `due_by` (pending and due, or running with an expired
+/// lease). Due times follow the application's clock (a test may move it); leases follow the
+/// database's clock (`lease` from now), so a moved test clock or a skewed replica never steals
+/// a job from the worker running it. Jobs that used up their attempts (`cap`) are failed, with
+/// the jobs waiting for them, instead of being claimed; they are returned in `.1`.
 pub async fn claim_jobs(
     store: &Store,
     due_by: DateTime<Utc>,
-    wall_now: DateTime<Utc>,
     lease: chrono::Duration,
     limit: i64,
-) -> StoreResult<Vec<ClaimedJob>> {
+    cap: AttemptCap<'_>,
+) -> StoreResult<(Vec<ClaimedJob>, Vec<ExhaustedJob>)> {
+    let db_now = db_now_ms(store.backend());
+    // An attempt whose lease expired while a newer job with its coalesce key waits is
+    // superseded: cancel it rather than run it again beside the newer one.
+    sqlx::query(&format!(
+        "UPDATE jobs SET state = 'cancelled', lease_until = NULL, updated_at = $1, \
+         last_error = 'superseded by a newer job after its lease expired' \
+         WHERE state = 'running' AND lease_until <= {db_now} AND coalesce_key IS NOT NULL \
+         AND EXISTS (SELECT 1 FROM jobs p WHERE p.coalesce_key = jobs.coalesce_key \
+                     AND p.state = 'pending')"
+    ))
+    .bind(ms(due_by))
+    .execute(store.pool())
+    .await?;
+    let exhausted = fail_exhausted_jobs(store, due_by, cap).await?;
     let lock = match store.backend() {
         Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
     let sql = format!(
-        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1, \
-         updated_at = $2 \
-         WHERE id IN (SELECT id FROM jobs j WHERE blocked_by IS NULL AND \
-           ((state = 'pending' AND run_at <= $2) OR (state = 'running' AND lease_until <= $4)) \
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, \
+         lease_until = {db_now} + $1, updated_at = $2 \
+         WHERE id IN (SELECT id FROM jobs j WHERE (blocked_by IS NULL OR EXISTS ( \
+             SELECT 1 FROM jobs b WHERE b.id = j.blocked_by AND b.state = 'done')) AND \
+           ((state = 'pending' AND run_at <= $2) OR (state = 'running' AND lease_until <= {db_now})) \
            AND (coalesce_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r \
                 WHERE r.coalesce_key = j.coalesce_key AND r.id <> j.id \
-                AND r.state = 'running' AND r.lease_until > $4)) \
+                AND r.state = 'running' AND r.lease_until > {db_now})) \
            ORDER BY run_at, id LIMIT $3 {lock}) \
          RETURNING id, kind, incident, payload, attempts, run_at"
     );
     let rows = sqlx::query(&sql)
-        .bind(ms(wall_now + lease))
+        .bind(lease.num_milliseconds())
         .bind(ms(due_by))
         .bind(limit)
-        .bind(ms(wall_now))
         .fetch_all(store.pool())
         .await?;
     let mut jobs = rows
@@ -113,7 +173,64 @@ pub async fn claim_jobs(
         .map(claimed_from_row)
         .collect::<StoreResult<Vec<_>>>()?;
     jobs.sort_by_key(|j| (j.run_at, j.id));
-    Ok(jobs)
+    Ok((jobs, exhausted))
+}
+
+/// Fails the claimable jobs (pending and due, or running with an expired lease) that used up
+/// their attempts, and every job that waited for them.
+async fn fail_exhausted_jobs(
+    store: &Store,
+    now: DateTime<Utc>,
+    cap: AttemptCap<'_>,
+) -> StoreResult<Vec<ExhaustedJob>> {
+    let db_now = db_now_ms(store.backend());
+    let mut tx = store.begin().await?;
+    let rows = sqlx::query(&format!(
+        "UPDATE jobs SET state = 'failed', lease_until = NULL, updated_at = $1, \
+         last_error = 'gave up after ' || CAST(attempts AS TEXT) || \
+           ' attempts; last error: ' || COALESCE(last_error, 'none (its worker died)') \
+         WHERE attempts >= $2 AND blocked_by IS NULL \
+         AND ((state = 'pending' AND run_at <= $1) OR (state = 'running' AND lease_until <= {db_now})) \
+         AND NOT {essential} \
+         RETURNING id, kind, incident, attempts",
+        essential = essential_and_open(cap.essential)
+    ))
+    .bind(ms(now))
+    .bind(cap.max_attempts)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut exhausted = Vec::new();
+    for r in &rows {
+        let job = ExhaustedJob {
+            id: r.try_get("id")?,
+            kind: r.try_get("kind")?,
+            incident: r.try_get("incident")?,
+            attempts: r.try_get("attempts")?,
+        };
+        fail_dependents(&mut tx, job.id, now).await?;
+        exhausted.push(job);
+    }
+    tx.commit().await?;
+    Ok(exhausted)
+}
+
+/// Extends a running job's lease to `lease` from now by the database's clock (a heartbeat).
+/// False if this attempt no longer holds the job.
+pub async fn extend_lease(
+    store: &Store,
+    job: &ClaimedJob,
+    lease: chrono::Duration,
+) -> StoreResult<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE jobs SET lease_until = {} + $1 WHERE id = $2 AND attempts = $3 AND state = 'running'",
+        db_now_ms(store.backend())
+    ))
+    .bind(lease.num_milliseconds())
+    .bind(job.id)
+    .bind(job.attempts)
+    .execute(store.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 fn claimed_from_row(r: &AnyRow) -> StoreResult<ClaimedJob> {
@@ -159,7 +276,26 @@ pub async fn complete_job(
 
 /// Puts a claimed job back to wait until `run_at`, keeping the error. A coalescing job that a
 /// newer pending job has superseded is cancelled instead (the newer one renders the latest state).
+/// A pending job with its key committed by another transaction meanwhile (PostgreSQL) makes the
+/// move fail on the pending-key index; the job is then found superseded on the next try.
 pub async fn retry_job(
+    store: &Store,
+    job: &ClaimedJob,
+    run_at: DateTime<Utc>,
+    error: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match try_retry_job(store, job, run_at, error, now).await {
+            Err(StoreError::Database(e)) if tries < 3 && is_unique_violation(&e) => continue,
+            other => return other,
+        }
+    }
+}
+
+async fn try_retry_job(
     store: &Store,
     job: &ClaimedJob,
     run_at: DateTime<Utc>,
@@ -185,7 +321,8 @@ pub async fn retry_job(
     }
     let done = sqlx::query(
         "UPDATE jobs SET state = 'pending', run_at = $1, lease_until = NULL, last_error = $2, \
-         updated_at = $3 WHERE id = $4 AND attempts = $5 AND state = 'running'",
+         updated_at = $3, failing_since = COALESCE(failing_since, $3) \
+         WHERE id = $4 AND attempts = $5 AND state = 'running'",
     )
     .bind(ms(run_at))
     .bind(error)
@@ -196,6 +333,12 @@ pub async fn retry_job(
     .await?;
     tx.commit().await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// A violation of a UNIQUE constraint or index.
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
 }
 
 /// Gives up on a claimed job, and on every job that waited for it.
@@ -219,7 +362,14 @@ pub async fn fail_job(
     if done.rows_affected() != 1 {
         return Ok(false);
     }
-    let mut failed = vec![job.id];
+    fail_dependents(&mut tx, job.id, now).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Fails every pending job that waited, directly or not, for the failed job `id`.
+async fn fail_dependents(conn: &mut AnyConnection, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+    let mut failed = vec![id];
     while let Some(id) = failed.pop() {
         let dependents: Vec<i64> = sqlx::query_scalar(
             "UPDATE jobs SET state = 'failed', last_error = $1, updated_at = $2 \
@@ -228,12 +378,11 @@ pub async fn fail_job(
         .bind(format!("job {id} it waited for failed"))
         .bind(ms(now))
         .bind(id)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *conn)
         .await?;
         failed.extend(dependents);
     }
-    tx.commit().await?;
-    Ok(true)
+    Ok(())
 }
 
 /// Cancels an incident's pending jobs of one kind (e.g. escalation steps after an ack).
@@ -261,28 +410,95 @@ pub async fn next_wakeup(store: &Store) -> StoreResult<Option<DateTime<Utc>>> {
     let next: Option<i64> = sqlx::query_scalar(
         "SELECT MIN(run_at) FROM jobs WHERE state = 'pending' AND blocked_by IS NULL",
     )
-    .fetch_one(store.pool())
+    .fetch_one(&store.read)
     .await?;
     next.map(from_ms).transpose()
 }
 
 /// Moves `running` jobs back to `pending`. Only for SQLite at start-up, where one process
-/// owns the database and a `running` row can only be left over from a crash.
+/// owns the database and a `running` row can only be left over from a crash. At most one job
+/// per coalesce key may be pending: a running job superseded by a pending one with its key (or
+/// by a newer running one) is cancelled, since the newest job renders the latest state. This
+/// never fails on the pending-key index, so start-up always succeeds.
 pub async fn requeue_orphaned_jobs(store: &Store, now: DateTime<Utc>) -> StoreResult<u64> {
+    let mut tx = store.begin().await?;
+    sqlx::query(
+        "UPDATE jobs SET state = 'cancelled', lease_until = NULL, updated_at = $1, \
+         last_error = 'superseded by a newer job (left running by a previous process)' \
+         WHERE state = 'running' AND coalesce_key IS NOT NULL AND EXISTS ( \
+           SELECT 1 FROM jobs o WHERE o.coalesce_key = jobs.coalesce_key AND o.id <> jobs.id \
+           AND (o.state = 'pending' OR (o.state = 'running' AND o.id > jobs.id)))",
+    )
+    .bind(ms(now))
+    .execute(&mut *tx)
+    .await?;
     let done = sqlx::query(
         "UPDATE jobs SET state = 'pending', lease_until = NULL, updated_at = $1 \
          WHERE state = 'running'",
     )
     .bind(ms(now))
-    .execute(store.pool())
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(done.rows_affected())
+}
+
+/// Since when a job has been failing (its first retried failure), if it has.
+pub async fn job_failing_since(store: &Store, id: i64) -> StoreResult<Option<DateTime<Utc>>> {
+    let since: Option<i64> = sqlx::query_scalar("SELECT failing_since FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await?
+        .flatten();
+    since.map(from_ms).transpose()
+}
+
+/// The job with this dedup key while it is pending or running.
+pub async fn unfinished_job(conn: &mut AnyConnection, dedup_key: &str) -> StoreResult<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM jobs WHERE dedup_key = $1 AND state IN ('pending', 'running')",
+    )
+    .bind(dedup_key)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Deletes finished jobs (done, cancelled, failed) last changed before `jobs_before`, except
+/// those another job names in `blocked_by`, and inbound ids received before `inbound_before`.
+/// Returns how many of each were deleted.
+pub async fn delete_old_records(
+    store: &Store,
+    jobs_before: DateTime<Utc>,
+    inbound_before: DateTime<Utc>,
+) -> StoreResult<(u64, u64)> {
+    let mut jobs = 0;
+    // A chain is deleted from its end: each round frees the jobs the last one referenced.
+    for _ in 0..8 {
+        let done = sqlx::query(
+            "DELETE FROM jobs WHERE state IN ('done', 'cancelled', 'failed') AND updated_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM jobs w WHERE w.blocked_by = jobs.id)",
+        )
+        .bind(ms(jobs_before))
+        .execute(store.pool())
+        .await?;
+        jobs += done.rows_affected();
+        if done.rows_affected() == 0 {
+            break;
+        }
+    }
+    let inbound = sqlx::query("DELETE FROM inbound_ids WHERE received_at < $1")
+        .bind(ms(inbound_before))
+        .execute(store.pool())
+        .await?
+        .rows_affected();
+    Ok((jobs, inbound))
 }
 
 /// Every job, oldest first (tests, demo, diagnostics).
 pub async fn list_jobs(conn: &mut AnyConnection) -> StoreResult<Vec<JobRecord>> {
     let rows = sqlx::query(
-        "SELECT id, kind, incident, state, attempts, run_at, last_error FROM jobs ORDER BY id",
+        "SELECT id, kind, incident, state, attempts, run_at, last_error, blocked_by FROM jobs \
+         ORDER BY id",
     )
     .fetch_all(conn)
     .await?;
@@ -296,6 +512,7 @@ pub async fn list_jobs(conn: &mut AnyConnection) -> StoreResult<Vec<JobRecord>> 
                 attempts: r.try_get("attempts")?,
                 run_at: from_ms(r.try_get("run_at")?)?,
                 last_error: r.try_get("last_error")?,
+                blocked_by: r.try_get("blocked_by")?,
             })
         })
         .collect()

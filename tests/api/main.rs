@@ -3,11 +3,15 @@
 //! set (otherwise the `postgres::` variants are reported as ignored).
 
 mod escalation;
+mod essential;
 mod helpers;
 mod hotfix;
 mod open;
 mod queue;
+mod reads;
 mod resolution;
+mod retention;
+mod single_process;
 mod war_room;
 
 /// Generates `sqlite::<test>` and `postgres::<test>` for each `async fn <test>(Backend)`.
