@@ -748,9 +748,14 @@ async fn process(shared: Arc<Shared>, req: Request) -> Outcome {
                 if parts.method == http::Method::GET {
                     return shared.lock().hook_collection(name, sub_path);
                 }
-                let id = format!("H{seq:06}");
+                let id = hook_item_id(&parts.method, sub_path, seq);
                 Outcome::json(200, json!({"ok": true, "id": id}))
             });
+            let outcome = if fault.as_deref() == Some(SUCCEEDED_THEN_FAILED) {
+                Outcome::json(500, json!({"ok": false, "error": "fatal_error"}))
+            } else {
+                outcome
+            };
             (CallKind::Hook, name.to_string(), outcome)
         }
         "health" => {
@@ -1901,6 +1906,19 @@ impl SlackEmulator {
         cid
     }
 
+    /// The messages stored in `channel` (thread replies included), oldest first.
+    pub fn messages_in(&self, channel: &str) -> Vec<Value> {
+        let st = self.shared.lock();
+        let mut found: Vec<(i128, Value)> = st
+            .messages
+            .iter()
+            .filter(|((c, _), _)| c == channel)
+            .map(|((_, ts), m)| (ts_key(&Value::String(ts.clone())), m.clone()))
+            .collect();
+        found.sort_by_key(|m| m.0);
+        found.into_iter().map(|(_, m)| m).collect()
+    }
+
     /// Archives channel `id` (its name stays taken, as on Slack).
     pub fn archive_channel(&self, id: &str) {
         let mut st = self.shared.lock();
@@ -1966,9 +1984,10 @@ impl EmuState {
         json!({"ok": true, "channels": channels, "response_metadata": {"next_cursor": next}})
     }
 
-    /// A `GET` on a webhook sink: like a REST collection, the objects earlier successful
-    /// `POST`s to the same hook and path created, newest first, each with the `id` it was
-    /// answered. A body wrapped in one object (Statuspage's `{"incident": {...}}`) is unwrapped.
+    /// A `GET` on a webhook sink: like a REST collection, the objects earlier `POST`s to the
+    /// same hook and path created (those answered 2xx, and those carried out then answered 500
+    /// by [`SlackEmulator::succeed_then_fail_next`]), newest first, each with its `id`. A body
+    /// wrapped in one object (Statuspage's `{"incident": {...}}`) is unwrapped.
     fn hook_collection(&self, name: &str, path: &str) -> Outcome {
         let items: Vec<Value> = self
             .calls
@@ -1978,7 +1997,8 @@ impl EmuState {
                 c.kind == CallKind::Hook
                     && c.method == name
                     && c.http_method == "POST"
-                    && (200..300).contains(&c.status)
+                    && ((200..300).contains(&c.status)
+                        || c.fault.as_deref() == Some(SUCCEEDED_THEN_FAILED))
                     && c.params
                         .get("_path")
                         .map_or("", |v| v.as_str().unwrap_or(""))
@@ -1994,12 +2014,25 @@ impl EmuState {
                     Some(Value::Object(inner)) if fields.len() == 1 => inner.clone(),
                     _ => fields,
                 };
-                item.insert("id".into(), c.response["id"].clone());
+                item.insert(
+                    "id".into(),
+                    json!(hook_item_id(&http::Method::POST, "", c.seq)),
+                );
                 Value::Object(item)
             })
             .collect();
         Outcome::json(200, Value::Array(items))
     }
+}
+
+/// The `id` a webhook sink answers: `H<seq>` for what a request creates; for a `PATCH` or
+/// `PUT` of `<collection>/<id>`, that `id`.
+fn hook_item_id(method: &http::Method, sub_path: &str, seq: u64) -> String {
+    let updated = (method == http::Method::PATCH || method == http::Method::PUT)
+        .then(|| sub_path.rsplit('/').next())
+        .flatten()
+        .filter(|id| !id.is_empty());
+    updated.map_or_else(|| format!("H{seq:06}"), str::to_string)
 }
 
 /// Messages as `conversations.history` returns them: their `metadata` only with
@@ -2736,5 +2769,29 @@ mod tests {
         // Another path is another collection.
         let other = list(format!("{}/pages/p2/incidents", emu.hook_url("statuspage"))).await;
         assert_eq!(other, json!([]));
+
+        // A create carried out but answered 500 is in the collection; an update names its item.
+        emu.succeed_then_fail_next("hook/statuspage", 1);
+        let lost = client
+            .post(&url)
+            .json(&json!({"incident": {"name": "lost answer"}}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(lost.status().as_u16(), 500);
+        let listed = list(url.clone()).await;
+        assert_eq!(listed[0]["name"], json!("lost answer"));
+        let lost_id = listed[0]["id"].as_str().expect("id").to_string();
+        assert_ne!(json!(lost_id), created["id"]);
+        let updated: Value = client
+            .patch(format!("{url}/{lost_id}"))
+            .json(&json!({"incident": {"status": "resolved"}}))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(updated["id"], json!(lost_id));
     }
 }
