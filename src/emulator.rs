@@ -751,7 +751,11 @@ async fn process(shared: Arc<Shared>, req: Request) -> Outcome {
                 let id = hook_item_id(&parts.method, sub_path, seq);
                 Outcome::json(200, json!({"ok": true, "id": id}))
             });
-            let outcome = if fault.as_deref() == Some(SUCCEEDED_THEN_FAILED) {
+            let succeeded = (200..300).contains(&outcome.status);
+            let lost = shared
+                .lock()
+                .lose_answer(&format!("hook/{name}"), succeeded, &mut fault);
+            let outcome = if lost {
                 Outcome::json(500, json!({"ok": false, "error": "fatal_error"}))
             } else {
                 outcome
@@ -830,7 +834,7 @@ fn api(
         return Outcome::json(200, json!({"ok": false, "error": "invalid_auth"}));
     }
     let answer = st.call_method(&shared.base, method, params);
-    if fault.as_deref() == Some(SUCCEEDED_THEN_FAILED) {
+    if st.lose_answer(method, answer.get("ok") == Some(&Value::Bool(true)), fault) {
         return Outcome::json(500, json!({"ok": false, "error": "fatal_error"}));
     }
     Outcome::json(200, answer)
@@ -916,7 +920,11 @@ impl EmuState {
                 ))
             }
             FaultKind::SucceedThenFail => {
-                // No answer yet: the caller carries the call out, then answers 500.
+                // No answer yet: the call is carried out, and only a success counts and is
+                // answered 500 (see `lose_answer`).
+                if let Some(left) = pending.left.as_mut() {
+                    *left += 1;
+                }
                 *fault = Some(SUCCEEDED_THEN_FAILED.into());
                 None
             }
@@ -1872,9 +1880,10 @@ fn sha1_hex(data: &[u8]) -> String {
 }
 
 impl SlackEmulator {
-    /// The next `n` calls of `method` are carried out (the channel is created, the message
-    /// stored) but answered HTTP 500 `{"ok":false,"error":"fatal_error"}`: what the caller
-    /// sees when it dies, or loses the answer, after Slack acted.
+    /// The next `n` calls of `method` that succeed are carried out (the channel is created,
+    /// the message stored) but answered HTTP 500 `{"ok":false,"error":"fatal_error"}`: what
+    /// the caller sees when it dies, or loses the answer, after Slack acted. Calls answered an
+    /// error (`name_taken`) in between go out as they are.
     pub fn succeed_then_fail_next(&self, method: &str, n: usize) {
         self.add_fault(method, FaultKind::SucceedThenFail, Some(n));
     }
@@ -1937,6 +1946,27 @@ impl SlackEmulator {
 }
 
 impl EmuState {
+    /// After a call of `method` that a pending [`FaultKind::SucceedThenFail`] concerns: true
+    /// (and one fewer pending) when it `succeeded`, so its answer is replaced by a 500; an
+    /// error answer (`name_taken`, say) goes out as it is and leaves the fault pending.
+    fn lose_answer(&mut self, method: &str, succeeded: bool, fault: &mut Option<String>) -> bool {
+        if fault.as_deref() != Some(SUCCEEDED_THEN_FAILED) {
+            return false;
+        }
+        if !succeeded {
+            *fault = None;
+            return false;
+        }
+        let pending = self.faults.get_mut(method).and_then(|fs| {
+            fs.iter_mut()
+                .find(|f| matches!(f.kind, FaultKind::SucceedThenFail) && f.left != Some(0))
+        });
+        if let Some(left) = pending.and_then(|f| f.left.as_mut()) {
+            *left -= 1;
+        }
+        true
+    }
+
     /// `conversations.list` as Slack answers it: `types` (default `public_channel`; every
     /// emulated channel is public), `exclude_archived` (default false), pages of `limit`
     /// (default 100, at most 1000) with an opaque `next_cursor` (empty on the last page).
@@ -2584,6 +2614,9 @@ mod tests {
         let emu = SlackEmulator::start(TOKEN).await.expect("start");
         emu.succeed_then_fail_next("conversations.create", 1);
         emu.succeed_then_fail_next("chat.postMessage", 1);
+        emu.take_name("general-2");
+        let taken = call(&emu, "conversations.create", json!({"name": "general-2"})).await;
+        assert_eq!(taken["error"], json!("name_taken"), "errors pass through");
         let (status, _, r) = post_json(
             &emu,
             "conversations.create",
@@ -2600,8 +2633,9 @@ mod tests {
         let again = call(&emu, "conversations.create", json!({"name": "inc-1-db"})).await;
         assert_eq!(again["error"], json!("name_taken"));
         let recorded = emu.api_calls("conversations.create");
-        assert_eq!(recorded[0].fault.as_deref(), Some(SUCCEEDED_THEN_FAILED));
-        assert!(!recorded[0].ok());
+        assert_eq!(recorded[0].fault, None);
+        assert_eq!(recorded[1].fault.as_deref(), Some(SUCCEEDED_THEN_FAILED));
+        assert!(!recorded[1].ok());
 
         // Only the next call is concerned: the first post answers 500, the second 200.
         for (text, expected) in [("kickoff", 500), ("second", 200)] {
