@@ -82,12 +82,48 @@ pub struct FetchedMessage {
     pub text: String,
 }
 
+/// A channel as `conversations.list` describes it.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct ListedChannel {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// The user who created it (for the bot's channels, the bot's user id).
+    #[serde(default)]
+    pub creator: Option<String>,
+    #[serde(default)]
+    pub is_archived: bool,
+}
+
+/// Pages of `conversations.list` read at most while looking for a channel by name
+/// (200 channels each).
+const MAX_LIST_PAGES: usize = 50;
+
+/// One page of a cursor-paginated list (`conversations.list`, `conversations.history`), read
+/// leniently: only the items as JSON and the cursor. Other apps' message metadata may have
+/// any shape, and must not make the bot's own messages unreadable.
+#[derive(serde::Deserialize)]
+struct Page {
+    #[serde(default)]
+    channels: Vec<serde_json::Value>,
+    #[serde(default)]
+    response_metadata: Option<PageCursor>,
+}
+
+#[derive(serde::Deserialize)]
+struct PageCursor {
+    #[serde(default)]
+    next_cursor: Option<String>,
+}
+
 /// The bot's Slack Web API client.
 #[derive(Clone)]
 pub struct SlackApi {
     client: Arc<SlackClient<Connector>>,
     token: SlackApiToken,
     timeout: Duration,
+    /// The bot's own user id (`auth.test`), asked once.
+    bot_user: Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl std::fmt::Debug for SlackApi {
@@ -111,6 +147,7 @@ impl SlackApi {
             client: Arc::new(SlackClient::new(connector)),
             token: SlackApiToken::new(bot_token.expose_secret().to_string().into()),
             timeout: Duration::from_secs(20),
+            bot_user: Arc::new(tokio::sync::OnceCell::new()),
         })
     }
 
@@ -135,6 +172,78 @@ impl SlackApi {
         let id = res.channel.id.to_string();
         let name = res.channel.name.unwrap_or_else(|| name.to_string());
         Ok((id, name))
+    }
+
+    /// The bot's own user id, from `auth.test` the first time and remembered after.
+    pub async fn bot_user_id(&self) -> SlackResult<String> {
+        self.bot_user
+            .get_or_try_init(|| async {
+                let session = self.client.open_session(&self.token);
+                let res = self.call(session.auth_test()).await?;
+                Ok(res.user_id.to_string())
+            })
+            .await
+            .cloned()
+    }
+
+    /// The channel named exactly `name` among those the bot can see (public channels and
+    /// private ones it is in, archived ones included): `conversations.list` page by page,
+    /// at most [`MAX_LIST_PAGES`] pages.
+    pub async fn find_channel_by_name(&self, name: &str) -> SlackResult<Option<ListedChannel>> {
+        let params = [
+            ("types", "public_channel,private_channel"),
+            ("exclude_archived", "false"),
+        ];
+        let found = self
+            .find_in_pages("conversations.list", &params, MAX_LIST_PAGES, |page| {
+                page.channels
+                    .into_iter()
+                    .filter_map(|c| serde_json::from_value::<ListedChannel>(c).ok())
+                    .find(|c| c.name == name)
+            })
+            .await?;
+        if found.is_none() {
+            tracing::debug!(name, "no visible channel has this name");
+        }
+        Ok(found)
+    }
+
+    /// Reads a cursor-paginated `GET` method, 200 items a page and at most `max_pages` pages,
+    /// until `find` finds what it looks for in a page.
+    async fn find_in_pages<T>(
+        &self,
+        method: &str,
+        params: &[(&str, &str)],
+        max_pages: usize,
+        mut find: impl FnMut(Page) -> Option<T>,
+    ) -> SlackResult<Option<T>> {
+        let session = self.client.open_session(&self.token);
+        let mut cursor: Option<String> = None;
+        for _ in 0..max_pages {
+            let mut query: Vec<(&str, Option<String>)> = params
+                .iter()
+                .map(|(k, v)| (*k, Some(v.to_string())))
+                .collect();
+            query.push(("limit", Some("200".to_string())));
+            query.push(("cursor", cursor.take()));
+            let page: Page = self
+                .call(session.http_session_api.http_get(method, &query, None))
+                .await?;
+            let next = page
+                .response_metadata
+                .as_ref()
+                .and_then(|m| m.next_cursor.clone())
+                .filter(|c| !c.trim().is_empty());
+            if let Some(found) = find(page) {
+                return Ok(Some(found));
+            }
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(None),
+            }
+        }
+        tracing::warn!(method, "stopped looking after {max_pages} pages");
+        Ok(None)
     }
 
     /// `conversations.invite`. Users already in the channel are not an error.

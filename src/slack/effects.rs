@@ -56,21 +56,13 @@ pub async fn perform(
             for attempt in 0..NAME_ATTEMPTS {
                 let name = ChannelName::with_suffix(incident.number, &incident.title, attempt);
                 match slack.create_channel(name.as_str()).await {
-                    Ok((id, name)) => {
-                        let event = TimelineEvent::new(
-                            now,
-                            None,
-                            TimelineKind::WarRoomOpened,
-                            format!("War room #{name} opened"),
-                        );
-                        return Ok(JobOutcome::none()
-                            .with(JobChange::WarRoom(WarRoom { id, name }))
-                            .with(JobChange::Timeline {
-                                event,
-                                source_key: Some(format!("war_room_opened:{}", incident.number)),
-                            }));
-                    }
+                    Ok((id, name)) => return Ok(war_room_opened(incident, now, id, name)),
                     Err(SlackCallError::Api(code)) if code == "name_taken" => {
+                        if let Some(id) = own_war_room(slack, incident, &name).await? {
+                            // An earlier attempt created it and died before saying so.
+                            tracing::info!(name = %name, channel = %id, "adopting the war room an earlier attempt created");
+                            return Ok(war_room_opened(incident, now, id, name.to_string()));
+                        }
                         tracing::info!(name = %name, "war-room name taken, trying the next suffix");
                     }
                     Err(e) => return Err(e.into()),
@@ -418,6 +410,64 @@ pub async fn perform(
             }))
         }
     }
+}
+
+/// The job outcome of a war room opened (created, or adopted after a lost answer).
+fn war_room_opened(
+    incident: &Incident,
+    now: chrono::DateTime<chrono::Utc>,
+    id: String,
+    name: String,
+) -> JobOutcome {
+    let event = TimelineEvent::new(
+        now,
+        None,
+        TimelineKind::WarRoomOpened,
+        format!("War room #{name} opened"),
+    );
+    JobOutcome::none()
+        .with(JobChange::WarRoom(WarRoom { id, name }))
+        .with(JobChange::Timeline {
+            event,
+            source_key: Some(format!("war_room_opened:{}", incident.number)),
+        })
+}
+
+/// The id of the channel named `name` when it is this incident's war room that an earlier
+/// attempt created (its `conversations.create` succeeded, but the answer or the commit was
+/// lost): created by the bot, named for this incident (`inc-<n>` or `inc-<n>-…`), not
+/// archived. Anything else (a person's channel, another app's) is left alone.
+///
+/// An archived channel is skipped, never unarchived: the room an earlier attempt created a
+/// moment ago is not archived unless someone closed it on purpose, and an archived bot channel
+/// with this name is most likely an earlier incident's room (a database started afresh numbers
+/// incidents from 1 again). A fresh room with the next suffix is the safe choice.
+///
+/// When the lookup itself is refused (a missing scope, say), the name counts as taken by
+/// someone else, as before adoption existed; a lookup that may succeed later is retried.
+async fn own_war_room(
+    slack: &SlackApi,
+    incident: &Incident,
+    name: &ChannelName,
+) -> Result<Option<String>, JobError> {
+    let found = match slack.find_channel_by_name(name.as_str()).await {
+        Ok(found) => found,
+        Err(e) if e.is_retryable() => return Err(e.into()),
+        Err(e) => {
+            tracing::warn!(name = %name, error = %e, "could not look for the channel holding the war-room name");
+            return Ok(None);
+        }
+    };
+    let Some(channel) = found else {
+        return Ok(None);
+    };
+    let prefix = format!("inc-{}", incident.number);
+    let for_incident = channel.name == prefix || channel.name.starts_with(&format!("{prefix}-"));
+    if !for_incident || channel.is_archived {
+        return Ok(None);
+    }
+    let bot = slack.bot_user_id().await?;
+    Ok((channel.creator.as_deref() == Some(bot.as_str())).then_some(channel.id))
 }
 
 /// A Slack message reference as the adapter writes it: `<channel>:<ts>`.
