@@ -98,6 +98,9 @@ pub struct ListedChannel {
 /// Pages of `conversations.list` read at most while looking for a channel by name
 /// (200 channels each).
 const MAX_LIST_PAGES: usize = 50;
+/// Pages of `conversations.history` read at most while looking for a message the bot posted
+/// (200 messages each).
+const MAX_HISTORY_PAGES: usize = 5;
 
 /// One page of a cursor-paginated list (`conversations.list`, `conversations.history`), read
 /// leniently: only the items as JSON and the cursor. Other apps' message metadata may have
@@ -106,6 +109,8 @@ const MAX_LIST_PAGES: usize = 50;
 struct Page {
     #[serde(default)]
     channels: Vec<serde_json::Value>,
+    #[serde(default)]
+    messages: Vec<serde_json::Value>,
     #[serde(default)]
     response_metadata: Option<PageCursor>,
 }
@@ -206,6 +211,37 @@ impl SlackApi {
             tracing::debug!(name, "no visible channel has this name");
         }
         Ok(found)
+    }
+
+    /// The `ts` of the newest message in `channel` that the bot posted with message metadata
+    /// of `event_type` whose payload has `key` = `value` (`conversations.history` with
+    /// `include_all_metadata`, newest first, at most [`MAX_HISTORY_PAGES`] pages).
+    pub async fn find_posted(
+        &self,
+        channel: &str,
+        event_type: &str,
+        key: &str,
+        value: &str,
+    ) -> SlackResult<Option<String>> {
+        let bot = self.bot_user_id().await?;
+        let params = [("channel", channel), ("include_all_metadata", "true")];
+        self.find_in_pages(
+            "conversations.history",
+            &params,
+            MAX_HISTORY_PAGES,
+            |page| {
+                page.messages
+                    .iter()
+                    .find(|m| {
+                        m["user"].as_str() == Some(bot.as_str())
+                            && m["metadata"]["event_type"].as_str() == Some(event_type)
+                            && m["metadata"]["event_payload"][key].as_str() == Some(value)
+                    })
+                    .and_then(|m| m["ts"].as_str())
+                    .map(str::to_string)
+            },
+        )
+        .await
     }
 
     /// Reads a cursor-paginated `GET` method, 200 items a page and at most `max_pages` pages,

@@ -6,13 +6,16 @@ use crate::core::{pin_key, ChannelName, Effect, Incident, TimelineEvent, Timelin
 use crate::jobs::{JobChange, JobError, JobOutcome};
 use crate::resolution::{self, Publication};
 use crate::templates::Template;
-use slack_morphism::prelude::SlackMessageContent;
+use slack_morphism::prelude::{SlackMessageContent, SlackMessageMetadata};
 
 use super::api::{SlackApi, SlackCallError};
 use super::render;
 
 /// How many suffixed names to try when the war-room name is taken.
 const NAME_ATTEMPTS: u32 = 20;
+/// The message-metadata `event_type` of the kickoff; its `event_payload` names the incident
+/// (`{"incident": "INC-7"}`), so a retried post finds the kickoff an earlier attempt posted.
+pub const KICKOFF_EVENT: &str = "warroom_kickoff";
 
 impl From<SlackCallError> for JobError {
     fn from(e: SlackCallError) -> Self {
@@ -40,11 +43,15 @@ fn war_room(incident: &Incident) -> Result<&WarRoom, JobError> {
         .ok_or_else(|| JobError::retry(format!("{} has no war room yet", incident.key())))
 }
 
-/// Performs one effect for an incident that lives on Slack.
+/// Performs one effect for an incident that lives on Slack. `retry` is true when an earlier
+/// attempt of the same job may have reached Slack (its attempt number is above 1: the claim
+/// that counts an attempt commits before the attempt runs, so a run after a crash counts as a
+/// retry too). Only then does a post whose id is kept look for what that attempt posted.
 pub async fn perform(
     ctx: &AppContext,
     incident: &Incident,
     effect: &Effect,
+    retry: bool,
 ) -> Result<JobOutcome, JobError> {
     let slack = api(ctx)?;
     let now = ctx.clock.now();
@@ -112,8 +119,8 @@ pub async fn perform(
             if incident.kickoff_ref.is_some() {
                 return Ok(JobOutcome::none());
             }
-            let posted = slack.post(&room.id, render::kickoff(incident)).await?;
-            Ok(JobOutcome::none().with(JobChange::KickoffRef(posted.ts)))
+            let ts = post_kickoff(slack, &room.id, incident, retry).await?;
+            Ok(JobOutcome::none().with(JobChange::KickoffRef(ts)))
         }
         Effect::AnnounceDeclared => match &ctx.config.slack.announce_channel {
             Some(channel) => {
@@ -131,14 +138,15 @@ pub async fn perform(
             match &incident.kickoff_ref {
                 Some(ts) => {
                     slack
-                        .update(&room.id, ts, render::kickoff(incident))
+                        .update(&room.id, ts, kickoff_content(incident))
                         .await?;
                     Ok(JobOutcome::none())
                 }
-                // The kickoff was never posted (it gave up): post it now.
+                // No kickoff is known: it gave up, or a post that reached Slack was never
+                // recorded (its job was superseded by this one, say). Always look first.
                 None => {
-                    let posted = slack.post(&room.id, render::kickoff(incident)).await?;
-                    Ok(JobOutcome::none().with(JobChange::KickoffRef(posted.ts)))
+                    let ts = post_kickoff(slack, &room.id, incident, true).await?;
+                    Ok(JobOutcome::none().with(JobChange::KickoffRef(ts)))
                 }
             }
         }
@@ -468,6 +476,45 @@ async fn own_war_room(
     }
     let bot = slack.bot_user_id().await?;
     Ok((channel.creator.as_deref() == Some(bot.as_str())).then_some(channel.id))
+}
+
+/// The kickoff as posted or updated: the rendered message with its metadata.
+fn kickoff_content(incident: &Incident) -> SlackMessageContent {
+    let payload = std::collections::HashMap::from([("incident".to_string(), incident.key())]);
+    render::kickoff(incident).with_metadata(
+        SlackMessageMetadata::new(KICKOFF_EVENT.to_string()).with_event_payload(payload),
+    )
+}
+
+/// Posts the kickoff in `room` and returns its `ts`. When `look_first` (a retry), an earlier
+/// attempt may have posted it and died before recording it: that kickoff is found by its
+/// metadata, brought up to date and adopted instead of posting a second one. A refused
+/// lookup (a missing scope, say) falls back to posting.
+async fn post_kickoff(
+    slack: &SlackApi,
+    room: &str,
+    incident: &Incident,
+    look_first: bool,
+) -> Result<String, JobError> {
+    let content = kickoff_content(incident);
+    if look_first {
+        match slack
+            .find_posted(room, KICKOFF_EVENT, "incident", &incident.key())
+            .await
+        {
+            Ok(Some(ts)) => {
+                tracing::info!(incident = %incident.key(), %ts, "adopting the kickoff an earlier attempt posted");
+                slack.update(room, &ts, content).await?;
+                return Ok(ts);
+            }
+            Ok(None) => {}
+            Err(e) if e.is_retryable() => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(incident = %incident.key(), error = %e, "could not look for an earlier kickoff; posting");
+            }
+        }
+    }
+    Ok(slack.post(room, content).await?.ts)
 }
 
 /// A Slack message reference as the adapter writes it: `<channel>:<ts>`.
