@@ -315,7 +315,7 @@ pub async fn perform(
             ))
         }
         Effect::PublishStatusPage => {
-            let outcome = resolution::status_page(ctx, incident).await?;
+            let outcome = resolution::status_page(ctx, incident, retry).await?;
             publish_or_draft(
                 ctx,
                 slack,
