@@ -95,6 +95,22 @@ pub struct ListedChannel {
     pub is_archived: bool,
 }
 
+/// The bot's user and bot ids (`auth.test`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BotIdentity {
+    pub user_id: String,
+    pub bot_id: Option<String>,
+}
+
+impl BotIdentity {
+    /// Whether a message (as `conversations.history` gives it) was posted by the bot: its
+    /// `user` is the bot user, or its `bot_id` the bot.
+    fn posted(&self, message: &serde_json::Value) -> bool {
+        message["user"].as_str() == Some(self.user_id.as_str())
+            || (self.bot_id.is_some() && message["bot_id"].as_str() == self.bot_id.as_deref())
+    }
+}
+
 /// Pages of `conversations.list` read at most while looking for a channel by name
 /// (200 channels each).
 const MAX_LIST_PAGES: usize = 50;
@@ -127,8 +143,8 @@ pub struct SlackApi {
     client: Arc<SlackClient<Connector>>,
     token: SlackApiToken,
     timeout: Duration,
-    /// The bot's own user id (`auth.test`), asked once.
-    bot_user: Arc<tokio::sync::OnceCell<String>>,
+    /// Who the bot is (`auth.test`), asked once.
+    identity: Arc<tokio::sync::OnceCell<BotIdentity>>,
 }
 
 impl std::fmt::Debug for SlackApi {
@@ -152,7 +168,7 @@ impl SlackApi {
             client: Arc::new(SlackClient::new(connector)),
             token: SlackApiToken::new(bot_token.expose_secret().to_string().into()),
             timeout: Duration::from_secs(20),
-            bot_user: Arc::new(tokio::sync::OnceCell::new()),
+            identity: Arc::new(tokio::sync::OnceCell::new()),
         })
     }
 
@@ -179,13 +195,16 @@ impl SlackApi {
         Ok((id, name))
     }
 
-    /// The bot's own user id, from `auth.test` the first time and remembered after.
-    pub async fn bot_user_id(&self) -> SlackResult<String> {
-        self.bot_user
+    /// Who the bot is, from `auth.test` the first time and remembered after.
+    pub async fn identity(&self) -> SlackResult<BotIdentity> {
+        self.identity
             .get_or_try_init(|| async {
                 let session = self.client.open_session(&self.token);
                 let res = self.call(session.auth_test()).await?;
-                Ok(res.user_id.to_string())
+                Ok(BotIdentity {
+                    user_id: res.user_id.to_string(),
+                    bot_id: res.bot_id.map(|b| b.to_string()),
+                })
             })
             .await
             .cloned()
@@ -223,7 +242,7 @@ impl SlackApi {
         key: &str,
         value: &str,
     ) -> SlackResult<Option<String>> {
-        let bot = self.bot_user_id().await?;
+        let bot = self.identity().await?;
         let params = [("channel", channel), ("include_all_metadata", "true")];
         self.find_in_pages(
             "conversations.history",
@@ -233,7 +252,7 @@ impl SlackApi {
                 page.messages
                     .iter()
                     .find(|m| {
-                        m["user"].as_str() == Some(bot.as_str())
+                        bot.posted(m)
                             && m["metadata"]["event_type"].as_str() == Some(event_type)
                             && m["metadata"]["event_payload"][key].as_str() == Some(value)
                     })
@@ -470,5 +489,32 @@ impl SlackApi {
         self.call(session.files_complete_upload_external(&complete))
             .await?;
         Ok(target.file_id.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_bot_posted_what_carries_its_user_or_bot_id() {
+        let bot = BotIdentity {
+            user_id: "UBOT".into(),
+            bot_id: Some("B1".into()),
+        };
+        assert!(bot.posted(&json!({"user": "UBOT", "bot_id": "B1"})));
+        assert!(bot.posted(&json!({"user": "UBOT"})));
+        assert!(bot.posted(&json!({"bot_id": "B1", "subtype": "bot_message"})));
+        // Another app's message with the same metadata, or a person's, is not the bot's.
+        assert!(!bot.posted(&json!({"user": "UOTHERBOT", "bot_id": "B2"})));
+        assert!(!bot.posted(&json!({"user": "U0ALICE"})));
+        assert!(!bot.posted(&json!({})));
+        let without_bot_id = BotIdentity {
+            user_id: "UBOT".into(),
+            bot_id: None,
+        };
+        assert!(!without_bot_id.posted(&json!({"bot_id": null})));
+        assert!(!without_bot_id.posted(&json!({})));
     }
 }

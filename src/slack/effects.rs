@@ -474,8 +474,8 @@ async fn own_war_room(
     if !for_incident || channel.is_archived {
         return Ok(None);
     }
-    let bot = slack.bot_user_id().await?;
-    Ok((channel.creator.as_deref() == Some(bot.as_str())).then_some(channel.id))
+    let bot = slack.identity().await?;
+    Ok((channel.creator.as_deref() == Some(bot.user_id.as_str())).then_some(channel.id))
 }
 
 /// The kickoff as posted or updated: the rendered message with its metadata.
