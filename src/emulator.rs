@@ -254,8 +254,22 @@ impl Shared {
 #[derive(Clone, Copy, Debug)]
 enum FaultKind {
     Fatal,
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        retry_after_secs: u64,
+    },
     NameTaken,
+    /// The call is carried out, then answered HTTP 500 (a crash after Slack acted).
+    SucceedThenFail,
+}
+
+/// The `fault` of a call that was carried out but answered HTTP 500.
+const SUCCEEDED_THEN_FAILED: &str = "injected 500 after success";
+
+/// What `conversations.list` says about a channel beyond its name.
+#[derive(Debug, Clone)]
+struct ChannelMeta {
+    creator: String,
+    is_archived: bool,
 }
 
 #[derive(Debug)]
@@ -295,6 +309,8 @@ struct EmuState {
     n_response_urls: u64,
     /// Posts each `response_url` (its full path) accepted.
     response_posts: HashMap<String, usize>,
+    /// Creator and archived flag of channels not created by the bot through the API.
+    channel_meta: HashMap<String, ChannelMeta>,
 }
 
 /// An answer: status, optional `Retry-After`, body.
@@ -739,9 +755,21 @@ async fn process(shared: Arc<Shared>, req: Request) -> Outcome {
                 .take_fault(&format!("hook/{name}"), &params, &mut fault);
             // Answers like a typical API that creates something: 200 with an id.
             let outcome = injected.unwrap_or_else(|| {
-                let id = format!("H{seq:06}");
+                if parts.method == http::Method::GET {
+                    return shared.lock().hook_collection(name, sub_path);
+                }
+                let id = hook_item_id(&parts.method, sub_path, seq);
                 Outcome::json(200, json!({"ok": true, "id": id}))
             });
+            let succeeded = (200..300).contains(&outcome.status);
+            let lost = shared
+                .lock()
+                .lose_answer(&format!("hook/{name}"), succeeded, &mut fault);
+            let outcome = if lost {
+                Outcome::json(500, json!({"ok": false, "error": "fatal_error"}))
+            } else {
+                outcome
+            };
             (CallKind::Hook, name.to_string(), outcome)
         }
         "health" => {
@@ -815,7 +843,11 @@ fn api(
     if token.as_ref().and_then(Value::as_str) != Some(shared.token.as_str()) {
         return Outcome::json(200, json!({"ok": false, "error": "invalid_auth"}));
     }
-    Outcome::json(200, st.call_method(&shared.base, method, params))
+    let answer = st.call_method(&shared.base, method, params);
+    if st.lose_answer(method, answer.get("ok") == Some(&Value::Bool(true)), fault) {
+        return Outcome::json(500, json!({"ok": false, "error": "fatal_error"}));
+    }
+    Outcome::json(200, answer)
 }
 
 impl EmuState {
@@ -854,6 +886,7 @@ impl EmuState {
             rng: 0x5EED_0F5A_C4E5_1A7E_u64,
             n_response_urls: 0,
             response_posts: HashMap::new(),
+            channel_meta: HashMap::new(),
         }
     }
 
@@ -897,6 +930,15 @@ impl EmuState {
                     200,
                     json!({"ok": false, "error": "name_taken"}),
                 ))
+            }
+            FaultKind::SucceedThenFail => {
+                // No answer yet: the call is carried out, and only a success counts and is
+                // answered 500 (see `lose_answer`).
+                if let Some(left) = pending.left.as_mut() {
+                    *left += 1;
+                }
+                *fault = Some(SUCCEEDED_THEN_FAILED.into());
+                None
             }
         }
     }
@@ -977,10 +1019,10 @@ impl EmuState {
             "name": name,
             "is_channel": true,
             "is_private": false,
-            "is_archived": false,
+            "is_archived": self.channel_meta.get(cid).is_some_and(|m| m.is_archived),
             "is_member": true,
             "created": CREATED,
-            "creator": BOT_USER_ID,
+            "creator": self.channel_meta.get(cid).map_or(BOT_USER_ID, |m| m.creator.as_str()),
             "name_normalized": name,
             "topic": details(topic),
             "purpose": details(purpose),
@@ -1043,14 +1085,7 @@ impl EmuState {
                     .unwrap_or_else(|| vec![BOT_USER_ID.to_string()]);
                 json!({"ok": true, "members": members, "response_metadata": {"next_cursor": ""}})
             }
-            "conversations.list" => {
-                let channels: Vec<Value> = self
-                    .channel_order
-                    .iter()
-                    .map(|c| self.channel_obj(c))
-                    .collect();
-                json!({"ok": true, "channels": channels, "response_metadata": {"next_cursor": ""}})
-            }
+            "conversations.list" => self.conversations_list(p),
             "conversations.open" => conversations_open(p),
             "conversations.history" => self.conversations_history(p),
             "conversations.replies" => self.conversations_replies(p),
@@ -1265,6 +1300,7 @@ impl EmuState {
         let has_more = i64::try_from(msgs.len()).unwrap_or(i64::MAX) > limit;
         let keep = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
         let messages: Vec<Value> = msgs.into_iter().take(keep).map(|(_, m)| m).collect();
+        let messages = without_metadata_unless_asked(messages, p);
         json!({
             "ok": true,
             "messages": messages,
@@ -1324,6 +1360,9 @@ impl EmuState {
         if let Some(thread_ts) = p.get("thread_ts").filter(|v| truthy(Some(v))) {
             msg.insert("thread_ts".into(), Value::String(text_of(thread_ts)));
         }
+        if let Some(metadata) = p.get("metadata").filter(|v| truthy(Some(v))) {
+            msg.insert("metadata".into(), maybe_json(metadata));
+        }
         let msg = Value::Object(msg);
         self.messages.insert((cid.clone(), ts.clone()), msg.clone());
         json!({"ok": true, "channel": cid, "ts": ts, "message": msg})
@@ -1353,6 +1392,9 @@ impl EmuState {
         }
         if let Some(attachments) = p.get("attachments") {
             msg.insert("attachments".into(), maybe_json(attachments));
+        }
+        if let Some(metadata) = p.get("metadata").filter(|v| truthy(Some(v))) {
+            msg.insert("metadata".into(), maybe_json(metadata));
         }
         let text = msg.get("text").cloned().unwrap_or_else(|| json!(""));
         let message = Value::Object(msg.clone());
@@ -1889,6 +1931,209 @@ fn sha1_hex(data: &[u8]) -> String {
         }
     }
     h.iter().map(|x| format!("{x:08x}")).collect()
+}
+
+impl SlackEmulator {
+    /// The next `n` calls of `method` that succeed are carried out (the channel is created,
+    /// the message stored) but answered HTTP 500 `{"ok":false,"error":"fatal_error"}`: what
+    /// the caller sees when it dies, or loses the answer, after Slack acted. Calls answered an
+    /// error (`name_taken`) in between go out as they are.
+    pub fn succeed_then_fail_next(&self, method: &str, n: usize) {
+        self.add_fault(method, FaultKind::SucceedThenFail, Some(n));
+    }
+
+    /// A public channel named `name` that `creator` (a person, or another app's user) made
+    /// outside the bot; its name is taken. Returns its id.
+    pub fn add_channel(&self, name: &str, creator: &str) -> String {
+        let mut st = self.shared.lock();
+        st.n_channel += 1;
+        let cid = format!("C{}", 1000 + st.n_channel);
+        st.channels.insert(
+            cid.clone(),
+            ChannelRecord {
+                name: name.to_string(),
+                topic: None,
+                purpose: None,
+            },
+        );
+        st.channel_order.push(cid.clone());
+        st.taken_names.insert(name.to_string());
+        st.members.insert(cid.clone(), vec![creator.to_string()]);
+        st.channel_meta.insert(
+            cid.clone(),
+            ChannelMeta {
+                creator: creator.to_string(),
+                is_archived: false,
+            },
+        );
+        cid
+    }
+
+    /// The messages stored in `channel` (thread replies included), oldest first.
+    pub fn messages_in(&self, channel: &str) -> Vec<Value> {
+        let st = self.shared.lock();
+        let mut found: Vec<(i128, Value)> = st
+            .messages
+            .iter()
+            .filter(|((c, _), _)| c == channel)
+            .map(|((_, ts), m)| (ts_key(&Value::String(ts.clone())), m.clone()))
+            .collect();
+        found.sort_by_key(|m| m.0);
+        found.into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// Archives channel `id` (its name stays taken, as on Slack).
+    pub fn archive_channel(&self, id: &str) {
+        let mut st = self.shared.lock();
+        let creator = st
+            .channel_meta
+            .get(id)
+            .map_or_else(|| BOT_USER_ID.to_string(), |m| m.creator.clone());
+        st.channel_meta.insert(
+            id.to_string(),
+            ChannelMeta {
+                creator,
+                is_archived: true,
+            },
+        );
+    }
+}
+
+impl EmuState {
+    /// After a call of `method` that a pending [`FaultKind::SucceedThenFail`] concerns: true
+    /// (and one fewer pending) when it `succeeded`, so its answer is replaced by a 500; an
+    /// error answer (`name_taken`, say) goes out as it is and leaves the fault pending.
+    fn lose_answer(&mut self, method: &str, succeeded: bool, fault: &mut Option<String>) -> bool {
+        if fault.as_deref() != Some(SUCCEEDED_THEN_FAILED) {
+            return false;
+        }
+        if !succeeded {
+            *fault = None;
+            return false;
+        }
+        let pending = self.faults.get_mut(method).and_then(|fs| {
+            fs.iter_mut()
+                .find(|f| matches!(f.kind, FaultKind::SucceedThenFail) && f.left != Some(0))
+        });
+        if let Some(left) = pending.and_then(|f| f.left.as_mut()) {
+            *left -= 1;
+        }
+        true
+    }
+
+    /// `conversations.list` as Slack answers it: `types` (default `public_channel`; every
+    /// emulated channel is public), `exclude_archived` (default false), pages of `limit`
+    /// (default 100, at most 1000) with an opaque `next_cursor` (empty on the last page).
+    fn conversations_list(&self, p: &Map<String, Value>) -> Value {
+        let types = p
+            .get("types")
+            .filter(|v| truthy(Some(v)))
+            .map_or_else(|| "public_channel".to_string(), text_of);
+        let public = types.split(',').any(|t| t.trim() == "public_channel");
+        let exclude_archived = flag_true(p.get("exclude_archived"));
+        let limit = p
+            .get("limit")
+            .and_then(number_of)
+            .filter(|n| *n > 0)
+            .unwrap_or(100)
+            .min(1000);
+        let limit = usize::try_from(limit).unwrap_or(100);
+        let start = match p.get("cursor").filter(|v| truthy(Some(v))).map(text_of) {
+            None => 0,
+            Some(cursor) => match cursor
+                .strip_prefix("dGVhbTpD")
+                .and_then(|n| n.parse::<usize>().ok())
+            {
+                Some(n) => n,
+                None => return api_error("invalid_cursor"),
+            },
+        };
+        let all: Vec<Value> = self
+            .channel_order
+            .iter()
+            .filter(|_| public)
+            .map(|c| self.channel_obj(c))
+            .filter(|c| !(exclude_archived && c["is_archived"] == json!(true)))
+            .collect();
+        let end = start.saturating_add(limit).min(all.len());
+        let channels = all
+            .get(start..end)
+            .map(<[Value]>::to_vec)
+            .unwrap_or_default();
+        let next = if end < all.len() {
+            format!("dGVhbTpD{end}")
+        } else {
+            String::new()
+        };
+        json!({"ok": true, "channels": channels, "response_metadata": {"next_cursor": next}})
+    }
+
+    /// A `GET` on a webhook sink: like a REST collection, the objects earlier `POST`s to the
+    /// same hook and path created (those answered 2xx, and those carried out then answered 500
+    /// by [`SlackEmulator::succeed_then_fail_next`]), newest first, each with its `id`. A body
+    /// wrapped in one object (Statuspage's `{"incident": {...}}`) is unwrapped.
+    fn hook_collection(&self, name: &str, path: &str) -> Outcome {
+        let items: Vec<Value> = self
+            .calls
+            .iter()
+            .rev()
+            .filter(|c| {
+                c.kind == CallKind::Hook
+                    && c.method == name
+                    && c.http_method == "POST"
+                    && ((200..300).contains(&c.status)
+                        || c.fault.as_deref() == Some(SUCCEEDED_THEN_FAILED))
+                    && c.params
+                        .get("_path")
+                        .map_or("", |v| v.as_str().unwrap_or(""))
+                        == path
+            })
+            .map(|c| {
+                let mut fields = match &c.params {
+                    Value::Object(o) => o.clone(),
+                    _ => Map::new(),
+                };
+                fields.remove("_path");
+                let mut item = match fields.values().next() {
+                    Some(Value::Object(inner)) if fields.len() == 1 => inner.clone(),
+                    _ => fields,
+                };
+                item.insert(
+                    "id".into(),
+                    json!(hook_item_id(&http::Method::POST, "", c.seq)),
+                );
+                Value::Object(item)
+            })
+            .collect();
+        Outcome::json(200, Value::Array(items))
+    }
+}
+
+/// The `id` a webhook sink answers: `H<seq>` for what a request creates; for a `PATCH` or
+/// `PUT` of `<collection>/<id>`, that `id`.
+fn hook_item_id(method: &http::Method, sub_path: &str, seq: u64) -> String {
+    let updated = (method == http::Method::PATCH || method == http::Method::PUT)
+        .then(|| sub_path.rsplit('/').next())
+        .flatten()
+        .filter(|id| !id.is_empty());
+    updated.map_or_else(|| format!("H{seq:06}"), str::to_string)
+}
+
+/// Messages as `conversations.history` returns them: their `metadata` only with
+/// `include_all_metadata=true`, as on Slack.
+fn without_metadata_unless_asked(messages: Vec<Value>, p: &Map<String, Value>) -> Vec<Value> {
+    if flag_true(p.get("include_all_metadata")) {
+        return messages;
+    }
+    messages
+        .into_iter()
+        .map(|mut m| {
+            if let Value::Object(obj) = &mut m {
+                obj.remove("metadata");
+            }
+            m
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -2482,5 +2727,237 @@ mod tests {
         assert_eq!(resp.status().as_u16(), 400);
         assert_eq!(emu.responses("r").len(), 8);
         assert_eq!(emu.responses("r").iter().filter(|c| c.ok()).count(), 6);
+    }
+
+    async fn get(emu: &SlackEmulator, method_and_query: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("{}{method_and_query}", emu.api_url()))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    #[tokio::test]
+    async fn succeed_then_fail_acts_then_answers_500() {
+        let emu = SlackEmulator::start(TOKEN).await.expect("start");
+        emu.succeed_then_fail_next("conversations.create", 1);
+        emu.succeed_then_fail_next("chat.postMessage", 1);
+        emu.take_name("general-2");
+        let taken = call(&emu, "conversations.create", json!({"name": "general-2"})).await;
+        assert_eq!(taken["error"], json!("name_taken"), "errors pass through");
+        let (status, _, r) = post_json(
+            &emu,
+            "conversations.create",
+            Some(TOKEN),
+            json!({"name": "inc-1-db"}),
+        )
+        .await;
+        assert_eq!(
+            (status, r),
+            (500, json!({"ok": false, "error": "fatal_error"}))
+        );
+        // The channel exists all the same, and its name is taken.
+        let id = emu.channel_id_by_name("inc-1-db").expect("channel created");
+        let again = call(&emu, "conversations.create", json!({"name": "inc-1-db"})).await;
+        assert_eq!(again["error"], json!("name_taken"));
+        let recorded = emu.api_calls("conversations.create");
+        assert_eq!(recorded[0].fault, None);
+        assert_eq!(recorded[1].fault.as_deref(), Some(SUCCEEDED_THEN_FAILED));
+        assert!(!recorded[1].ok());
+
+        // Only the next call is concerned: the first post answers 500, the second 200.
+        for (text, expected) in [("kickoff", 500), ("second", 200)] {
+            let body = json!({"channel": id, "text": text});
+            let (status, _, _) = post_json(&emu, "chat.postMessage", Some(TOKEN), body).await;
+            assert_eq!(status, expected, "{text}");
+        }
+        let history = get(&emu, &format!("conversations.history?channel={id}")).await;
+        let texts: Vec<String> = history["messages"]
+            .as_array()
+            .map(|ms| ms.iter().map(|m| text_of(&m["text"])).collect())
+            .unwrap_or_default();
+        assert_eq!(texts, ["second", "kickoff"]);
+    }
+
+    #[tokio::test]
+    async fn conversations_list_pages_and_tells_creator_and_archived() {
+        let emu = SlackEmulator::start(TOKEN).await.expect("start");
+        let human = emu.add_channel("inc-1-db", "U0ALICE");
+        let r = call(&emu, "conversations.create", json!({"name": "inc-1-db-2"})).await;
+        let own = r["channel"]["id"].as_str().expect("id").to_string();
+        emu.archive_channel(&human);
+        assert_eq!(
+            call(&emu, "conversations.create", json!({"name": "inc-1-db"})).await["error"],
+            json!("name_taken")
+        );
+
+        // general, incidents, inc-1-db, inc-1-db-2: two pages of 2.
+        let first = get(
+            &emu,
+            "conversations.list?types=public_channel,private_channel&limit=2",
+        )
+        .await;
+        let names = |r: &Value| -> Vec<String> {
+            r["channels"]
+                .as_array()
+                .map(|cs| cs.iter().map(|c| text_of(&c["name"])).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(names(&first), ["general", "incidents"]);
+        let cursor = first["response_metadata"]["next_cursor"]
+            .as_str()
+            .expect("cursor")
+            .to_string();
+        assert!(!cursor.is_empty());
+        let second = get(&emu, &format!("conversations.list?limit=2&cursor={cursor}")).await;
+        assert_eq!(names(&second), ["inc-1-db", "inc-1-db-2"]);
+        assert_eq!(second["response_metadata"]["next_cursor"], json!(""));
+        assert_eq!(second["channels"][0]["id"], json!(human));
+        assert_eq!(second["channels"][0]["creator"], json!("U0ALICE"));
+        assert_eq!(second["channels"][0]["is_archived"], json!(true));
+        assert_eq!(second["channels"][1]["id"], json!(own));
+        assert_eq!(second["channels"][1]["creator"], json!(BOT_USER_ID));
+        assert_eq!(second["channels"][1]["is_archived"], json!(false));
+
+        let live = get(&emu, "conversations.list?exclude_archived=true").await;
+        assert_eq!(names(&live), ["general", "incidents", "inc-1-db-2"]);
+        let private_only = get(&emu, "conversations.list?types=private_channel").await;
+        assert_eq!(names(&private_only), Vec::<String>::new());
+        let bad = get(&emu, "conversations.list?cursor=nonsense").await;
+        assert_eq!(bad["error"], json!("invalid_cursor"));
+        let info = get(&emu, &format!("conversations.info?channel={human}")).await;
+        assert_eq!(info["channel"]["creator"], json!("U0ALICE"));
+    }
+
+    #[tokio::test]
+    async fn message_metadata_is_kept_and_returned_when_asked() {
+        let emu = SlackEmulator::start(TOKEN).await.expect("start");
+        let metadata =
+            json!({"event_type": "warroom_kickoff", "event_payload": {"incident": "INC-1"}});
+        let r = call(
+            &emu,
+            "chat.postMessage",
+            json!({"channel": "C0GENERAL", "text": "kickoff", "metadata": metadata}),
+        )
+        .await;
+        let ts = r["ts"].as_str().expect("ts").to_string();
+        // Form-encoded, metadata is a JSON string.
+        let form = reqwest::Client::new()
+            .post(format!("{}chat.postMessage", emu.api_url()))
+            .bearer_auth(TOKEN)
+            .form(&[
+                ("channel", "C0GENERAL"),
+                ("text", "form"),
+                (
+                    "metadata",
+                    r#"{"event_type":"other","event_payload":{"k":"v"}}"#,
+                ),
+            ])
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(form.status().as_u16(), 200);
+
+        let plain = get(&emu, "conversations.history?channel=C0GENERAL").await;
+        assert!(
+            plain["messages"]
+                .as_array()
+                .is_some_and(|ms| ms.iter().all(|m| m.get("metadata").is_none())),
+            "{plain}"
+        );
+        let all = get(
+            &emu,
+            "conversations.history?channel=C0GENERAL&include_all_metadata=true",
+        )
+        .await;
+        assert_eq!(all["messages"][0]["metadata"]["event_type"], json!("other"));
+        assert_eq!(all["messages"][1]["metadata"], metadata);
+        assert_eq!(all["messages"][1]["user"], json!(BOT_USER_ID));
+
+        // chat.update keeps the metadata unless it gives new metadata.
+        call(
+            &emu,
+            "chat.update",
+            json!({"channel": "C0GENERAL", "ts": ts, "text": "edited"}),
+        )
+        .await;
+        assert_eq!(
+            emu.message("C0GENERAL", &ts).expect("kept")["metadata"],
+            metadata
+        );
+    }
+
+    #[tokio::test]
+    async fn a_get_on_a_hook_lists_what_its_posts_created() {
+        let emu = SlackEmulator::start(TOKEN).await.expect("start");
+        let client = reqwest::Client::new();
+        let url = format!("{}/pages/p1/incidents", emu.hook_url("statuspage"));
+        let list = |url: String| {
+            let client = client.clone();
+            async move {
+                client
+                    .get(url)
+                    .send()
+                    .await
+                    .expect("send")
+                    .json::<Value>()
+                    .await
+                    .expect("json")
+            }
+        };
+        assert_eq!(list(format!("{url}?limit=100")).await, json!([]));
+        let created: Value = client
+            .post(&url)
+            .json(&json!({"incident": {"name": "db", "metadata": {"warroom": {"incident": "INC-1"}}}}))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        emu.fail_next("hook/statuspage", 1);
+        let failed = client
+            .post(&url)
+            .json(&json!({"incident": {"name": "not created"}}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(failed.status().as_u16(), 500);
+        let listed = list(format!("{url}?limit=100")).await;
+        assert_eq!(
+            listed,
+            json!([{"id": created["id"], "name": "db", "metadata": {"warroom": {"incident": "INC-1"}}}])
+        );
+        // Another path is another collection.
+        let other = list(format!("{}/pages/p2/incidents", emu.hook_url("statuspage"))).await;
+        assert_eq!(other, json!([]));
+
+        // A create carried out but answered 500 is in the collection; an update names its item.
+        emu.succeed_then_fail_next("hook/statuspage", 1);
+        let lost = client
+            .post(&url)
+            .json(&json!({"incident": {"name": "lost answer"}}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(lost.status().as_u16(), 500);
+        let listed = list(url.clone()).await;
+        assert_eq!(listed[0]["name"], json!("lost answer"));
+        let lost_id = listed[0]["id"].as_str().expect("id").to_string();
+        assert_ne!(json!(lost_id), created["id"]);
+        let updated: Value = client
+            .patch(format!("{url}/{lost_id}"))
+            .json(&json!({"incident": {"status": "resolved"}}))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(updated["id"], json!(lost_id));
     }
 }

@@ -17,6 +17,12 @@ pub const DEFAULT_STATUSPAGE_API_URL: &str = "https://api.statuspage.io/v1";
 const MAX_RESPONSE_BODY: usize = 1024 * 1024;
 /// How error reasons name the far side.
 const SERVICE: &str = "Statuspage";
+/// The top-level `metadata` key of the incidents warroom creates:
+/// `"metadata": {"warroom": {"incident": "INC-7"}}`. Customers never see it.
+pub const METADATA_KEY: &str = "warroom";
+/// Incidents read when looking for one an earlier attempt created (the newest; Statuspage's
+/// largest page).
+const LOOKUP_LIMIT: &str = "100";
 
 /// Where and as whom incidents are published.
 #[derive(Debug, Clone)]
@@ -133,24 +139,71 @@ impl Statuspage {
         name: &str,
         body: &str,
     ) -> Result<String, DeliveryError> {
-        self.publish(existing_id, name, body)
+        self.publish(existing_id, name, body, None)
             .await
             .map_err(|e| self.redact(e))
     }
 
-    async fn publish(
+    /// Publishes warroom incident `key` (`INC-7`) as resolved, at most once: the created
+    /// incident carries `key` in its metadata ([`METADATA_KEY`]), and on a `retry` (an earlier
+    /// attempt may have created it and lost the answer: a timeout, a 5xx, a crash) the page's
+    /// newest incidents are searched for it first, and the one found is updated instead of
+    /// creating a second public incident. Returns the Statuspage incident id.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::publish_resolved`]; a lookup whose answer cannot be read is retryable
+    /// (creating without knowing could publish twice).
+    pub async fn publish_resolved_once(
         &self,
-        existing_id: Option<&str>,
+        key: &str,
         name: &str,
         body: &str,
+        retry: bool,
     ) -> Result<String, DeliveryError> {
-        let existing_id = existing_id.map(str::trim);
-        if existing_id == Some("") {
-            return Err(DeliveryError::Fatal(
-                "the Statuspage incident id is empty".to_string(),
-            ));
+        let published = async {
+            let existing = if retry {
+                self.find_created(key).await?
+            } else {
+                None
+            };
+            self.publish(existing.as_deref(), name, body, Some(key))
+                .await
+        };
+        published.await.map_err(|e| self.redact(e))
+    }
+
+    /// The id of the newest incident on the page whose metadata names warroom incident `key`:
+    /// `GET {api_url}/pages/{page_id}/incidents?limit=100` (newest first).
+    async fn find_created(&self, key: &str) -> Result<Option<String>, DeliveryError> {
+        let mut url = self.incidents_url(None)?;
+        url.query_pairs_mut().append_pair("limit", LOOKUP_LIMIT);
+        let request = self.http.get(url).header(AUTHORIZATION, self.auth()?);
+        let response = send_classified(SERVICE, request).await?;
+        let (bytes, read_error) = read_limited(response, MAX_RESPONSE_BODY).await;
+        let unreadable = |why: String| {
+            DeliveryError::retry(format!(
+                "{SERVICE}: cannot read the list of incidents ({why}), so cannot tell whether an earlier attempt published"
+            ))
+        };
+        if let Some(e) = read_error {
+            return Err(unreadable(e));
         }
-        let url = self.incidents_url(existing_id)?;
+        let incidents = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(serde_json::Value::Array(items)) => items,
+            Ok(_) => return Err(unreadable("not a JSON array".to_string())),
+            Err(e) => return Err(unreadable(e.to_string())),
+        };
+        Ok(incidents
+            .iter()
+            .find(|i| i["metadata"][METADATA_KEY]["incident"].as_str() == Some(key))
+            .and_then(|i| i["id"].as_str())
+            .filter(|id| !id.trim().is_empty())
+            .map(str::to_string))
+    }
+
+    /// `Authorization: OAuth <api_key>`, marked sensitive.
+    fn auth(&self) -> Result<HeaderValue, DeliveryError> {
         let mut auth =
             HeaderValue::from_str(&format!("OAuth {}", self.settings.api_key.expose_secret()))
                 .map_err(|_| {
@@ -160,7 +213,26 @@ impl Statuspage {
                     )
                 })?;
         auth.set_sensitive(true);
-        let payload = json!({
+        Ok(auth)
+    }
+
+    /// Creates or updates; `key` (when given) marks the incident as warroom's `key`.
+    async fn publish(
+        &self,
+        existing_id: Option<&str>,
+        name: &str,
+        body: &str,
+        key: Option<&str>,
+    ) -> Result<String, DeliveryError> {
+        let existing_id = existing_id.map(str::trim);
+        if existing_id == Some("") {
+            return Err(DeliveryError::Fatal(
+                "the Statuspage incident id is empty".to_string(),
+            ));
+        }
+        let url = self.incidents_url(existing_id)?;
+        let auth = self.auth()?;
+        let mut payload = json!({
             "incident": {
                 "name": name,
                 "status": "resolved",
@@ -168,6 +240,9 @@ impl Statuspage {
                 "deliver_notifications": true,
             }
         });
+        if let Some(key) = key {
+            payload["incident"]["metadata"] = json!({ METADATA_KEY: { "incident": key } });
+        }
         let request = match existing_id {
             Some(_) => self.http.patch(url),
             None => self.http.post(url),
@@ -276,6 +351,7 @@ mod tests {
     struct Seen {
         method: Method,
         path: String,
+        query: String,
         headers: HeaderMap,
         body: Bytes,
     }
@@ -317,6 +393,7 @@ mod tests {
         rx.seen.lock().unwrap().push(Seen {
             method,
             path: uri.path().to_string(),
+            query: uri.query().unwrap_or_default().to_string(),
             headers,
             body,
         });
@@ -473,6 +550,85 @@ mod tests {
             matches!(&err, DeliveryError::Fatal(r) if r.contains("without an incident id")),
             "{err:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_retried_create_updates_the_incident_it_created() {
+        // The create reaches Statuspage, but its answer is a 502 (a timeout is the same).
+        let listing = r#"[
+            {"id": "new1", "name": "someone else's", "metadata": {}},
+            {"id": "x70", "metadata": {"warroom": {"incident": "INC-70"}}},
+            {"id": "abc", "metadata": {"warroom": {"incident": "INC-7"}}}
+        ]"#;
+        let (client, rx) = receiver(vec![(502, "bad gateway"), (200, listing)]).await;
+        let err = client
+            .publish_resolved_once("INC-7", "INC-7: db down", "Fixed", false)
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable(), "{err:?}");
+        let id = client
+            .publish_resolved_once("INC-7", "INC-7: db down", "Fixed", true)
+            .await
+            .unwrap();
+        assert_eq!(id, "abc");
+
+        let seen = rx.seen();
+        let calls: Vec<(Method, &str)> = seen
+            .iter()
+            .map(|s| (s.method.clone(), s.path.as_str()))
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                (Method::POST, "/v1/pages/pg1/incidents"),
+                (Method::GET, "/v1/pages/pg1/incidents"),
+                (Method::PATCH, "/v1/pages/pg1/incidents/abc"),
+            ]
+        );
+        assert_eq!(seen[1].query, "limit=100");
+        for s in &seen {
+            assert_eq!(s.header("authorization"), format!("OAuth {KEY}"));
+        }
+        for s in [&seen[0], &seen[2]] {
+            assert_eq!(
+                s.json()["incident"]["metadata"],
+                json!({"warroom": {"incident": "INC-7"}})
+            );
+            assert_eq!(s.json()["incident"]["name"], "INC-7: db down");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retry_creates_when_no_earlier_attempt_did() {
+        let (client, rx) = receiver(vec![
+            (
+                200,
+                r#"[{"id": "x70", "metadata": {"warroom": {"incident": "INC-70"}}}]"#,
+            ),
+            (201, r#"{"id": "abc"}"#),
+            (200, "<html>maintenance</html>"),
+            (503, "down"),
+        ])
+        .await;
+        // Nothing of INC-7 on the page: created.
+        let id = client
+            .publish_resolved_once("INC-7", "n", "b", true)
+            .await
+            .unwrap();
+        assert_eq!(id, "abc");
+        let methods: Vec<Method> = rx.seen().iter().map(|s| s.method.clone()).collect();
+        assert_eq!(methods, [Method::GET, Method::POST]);
+        // A list that cannot be read, or cannot be had: no create, try again later.
+        for _ in 0..2 {
+            let err = client
+                .publish_resolved_once("INC-7", "n", "b", true)
+                .await
+                .unwrap_err();
+            assert!(err.is_retryable(), "{err:?}");
+            assert!(!err.to_string().contains(KEY));
+        }
+        assert_eq!(rx.seen().len(), 4);
+        assert!(rx.seen()[2..].iter().all(|s| s.method == Method::GET));
     }
 
     #[tokio::test]

@@ -71,7 +71,13 @@ fn customer_facing(incident: &Incident) -> bool {
 }
 
 /// Publishes the status-page update on Atlassian Statuspage, or returns it as a draft.
-pub async fn status_page(ctx: &AppContext, incident: &Incident) -> Result<Publication, JobError> {
+/// `retry`: an earlier attempt may have created the Statuspage incident (see
+/// [`crate::publish::Statuspage::publish_resolved_once`]).
+pub async fn status_page(
+    ctx: &AppContext,
+    incident: &Incident,
+    retry: bool,
+) -> Result<Publication, JobError> {
     let rendered = render(ctx, incident, Template::StatusPage).await?;
     // The template's first line is the incident's name on the status page.
     let (title, body) = match rendered.split_once('\n') {
@@ -82,7 +88,9 @@ pub async fn status_page(ctx: &AppContext, incident: &Incident) -> Result<Public
     };
     let reason = match (&ctx.statuspage, customer_facing(incident)) {
         (Some(statuspage), true) => {
-            let id = statuspage.publish_resolved(None, &title, &body).await?;
+            let id = statuspage
+                .publish_resolved_once(&incident.key(), &title, &body, retry)
+                .await?;
             return Ok(Publication::Published(format!(
                 "Status page updated: Statuspage incident {id} marked resolved"
             )));

@@ -599,7 +599,9 @@ async fn execute(ctx: &AppContext, job: &ClaimedJob) -> Result<JobOutcome, JobEr
         return crate::paging::perform(ctx, &incident, &payload.effect).await;
     }
     match incident.platform {
-        Platform::Slack => crate::slack::effects::perform(ctx, &incident, &payload.effect).await,
+        Platform::Slack => {
+            crate::slack::effects::perform(ctx, &incident, &payload.effect, job.attempts > 1).await
+        }
         Platform::Teams => Err(JobError::fatal("Microsoft Teams is not supported yet")),
     }
 }

@@ -82,12 +82,69 @@ pub struct FetchedMessage {
     pub text: String,
 }
 
+/// A channel as `conversations.list` describes it.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct ListedChannel {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// The user who created it (for the bot's channels, the bot's user id).
+    #[serde(default)]
+    pub creator: Option<String>,
+    #[serde(default)]
+    pub is_archived: bool,
+}
+
+/// The bot's user and bot ids (`auth.test`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BotIdentity {
+    pub user_id: String,
+    pub bot_id: Option<String>,
+}
+
+impl BotIdentity {
+    /// Whether a message (as `conversations.history` gives it) was posted by the bot: its
+    /// `user` is the bot user, or its `bot_id` the bot.
+    fn posted(&self, message: &serde_json::Value) -> bool {
+        message["user"].as_str() == Some(self.user_id.as_str())
+            || (self.bot_id.is_some() && message["bot_id"].as_str() == self.bot_id.as_deref())
+    }
+}
+
+/// Pages of `conversations.list` read at most while looking for a channel by name
+/// (200 channels each).
+const MAX_LIST_PAGES: usize = 50;
+/// Pages of `conversations.history` read at most while looking for a message the bot posted
+/// (200 messages each).
+const MAX_HISTORY_PAGES: usize = 5;
+
+/// One page of a cursor-paginated list (`conversations.list`, `conversations.history`), read
+/// leniently: only the items as JSON and the cursor. Other apps' message metadata may have
+/// any shape, and must not make the bot's own messages unreadable.
+#[derive(serde::Deserialize)]
+struct Page {
+    #[serde(default)]
+    channels: Vec<serde_json::Value>,
+    #[serde(default)]
+    messages: Vec<serde_json::Value>,
+    #[serde(default)]
+    response_metadata: Option<PageCursor>,
+}
+
+#[derive(serde::Deserialize)]
+struct PageCursor {
+    #[serde(default)]
+    next_cursor: Option<String>,
+}
+
 /// The bot's Slack Web API client.
 #[derive(Clone)]
 pub struct SlackApi {
     client: Arc<SlackClient<Connector>>,
     token: SlackApiToken,
     timeout: Duration,
+    /// Who the bot is (`auth.test`), asked once.
+    identity: Arc<tokio::sync::OnceCell<BotIdentity>>,
 }
 
 impl std::fmt::Debug for SlackApi {
@@ -111,6 +168,7 @@ impl SlackApi {
             client: Arc::new(SlackClient::new(connector)),
             token: SlackApiToken::new(bot_token.expose_secret().to_string().into()),
             timeout: Duration::from_secs(20),
+            identity: Arc::new(tokio::sync::OnceCell::new()),
         })
     }
 
@@ -135,6 +193,112 @@ impl SlackApi {
         let id = res.channel.id.to_string();
         let name = res.channel.name.unwrap_or_else(|| name.to_string());
         Ok((id, name))
+    }
+
+    /// Who the bot is, from `auth.test` the first time and remembered after.
+    pub async fn identity(&self) -> SlackResult<BotIdentity> {
+        self.identity
+            .get_or_try_init(|| async {
+                let session = self.client.open_session(&self.token);
+                let res = self.call(session.auth_test()).await?;
+                Ok(BotIdentity {
+                    user_id: res.user_id.to_string(),
+                    bot_id: res.bot_id.map(|b| b.to_string()),
+                })
+            })
+            .await
+            .cloned()
+    }
+
+    /// The channel named exactly `name` among those the bot can see (public channels and
+    /// private ones it is in, archived ones included): `conversations.list` page by page,
+    /// at most [`MAX_LIST_PAGES`] pages.
+    pub async fn find_channel_by_name(&self, name: &str) -> SlackResult<Option<ListedChannel>> {
+        let params = [
+            ("types", "public_channel,private_channel"),
+            ("exclude_archived", "false"),
+        ];
+        let found = self
+            .find_in_pages("conversations.list", &params, MAX_LIST_PAGES, |page| {
+                page.channels
+                    .into_iter()
+                    .filter_map(|c| serde_json::from_value::<ListedChannel>(c).ok())
+                    .find(|c| c.name == name)
+            })
+            .await?;
+        if found.is_none() {
+            tracing::debug!(name, "no visible channel has this name");
+        }
+        Ok(found)
+    }
+
+    /// The `ts` of the newest message in `channel` that the bot posted with message metadata
+    /// of `event_type` whose payload has `key` = `value` (`conversations.history` with
+    /// `include_all_metadata`, newest first, at most [`MAX_HISTORY_PAGES`] pages).
+    pub async fn find_posted(
+        &self,
+        channel: &str,
+        event_type: &str,
+        key: &str,
+        value: &str,
+    ) -> SlackResult<Option<String>> {
+        let bot = self.identity().await?;
+        let params = [("channel", channel), ("include_all_metadata", "true")];
+        self.find_in_pages(
+            "conversations.history",
+            &params,
+            MAX_HISTORY_PAGES,
+            |page| {
+                page.messages
+                    .iter()
+                    .find(|m| {
+                        bot.posted(m)
+                            && m["metadata"]["event_type"].as_str() == Some(event_type)
+                            && m["metadata"]["event_payload"][key].as_str() == Some(value)
+                    })
+                    .and_then(|m| m["ts"].as_str())
+                    .map(str::to_string)
+            },
+        )
+        .await
+    }
+
+    /// Reads a cursor-paginated `GET` method, 200 items a page and at most `max_pages` pages,
+    /// until `find` finds what it looks for in a page.
+    async fn find_in_pages<T>(
+        &self,
+        method: &str,
+        params: &[(&str, &str)],
+        max_pages: usize,
+        mut find: impl FnMut(Page) -> Option<T>,
+    ) -> SlackResult<Option<T>> {
+        let session = self.client.open_session(&self.token);
+        let mut cursor: Option<String> = None;
+        for _ in 0..max_pages {
+            let mut query: Vec<(&str, Option<String>)> = params
+                .iter()
+                .map(|(k, v)| (*k, Some(v.to_string())))
+                .collect();
+            query.push(("limit", Some("200".to_string())));
+            query.push(("cursor", cursor.take()));
+            let page: Page = self
+                .call(session.http_session_api.http_get(method, &query, None))
+                .await?;
+            let next = page
+                .response_metadata
+                .as_ref()
+                .and_then(|m| m.next_cursor.clone())
+                .filter(|c| !c.trim().is_empty());
+            if let Some(found) = find(page) {
+                return Ok(Some(found));
+            }
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(None),
+            }
+        }
+        tracing::warn!(method, "stopped looking after {max_pages} pages");
+        Ok(None)
     }
 
     /// `conversations.invite`. Users already in the channel are not an error.
@@ -325,5 +489,32 @@ impl SlackApi {
         self.call(session.files_complete_upload_external(&complete))
             .await?;
         Ok(target.file_id.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_bot_posted_what_carries_its_user_or_bot_id() {
+        let bot = BotIdentity {
+            user_id: "UBOT".into(),
+            bot_id: Some("B1".into()),
+        };
+        assert!(bot.posted(&json!({"user": "UBOT", "bot_id": "B1"})));
+        assert!(bot.posted(&json!({"user": "UBOT"})));
+        assert!(bot.posted(&json!({"bot_id": "B1", "subtype": "bot_message"})));
+        // Another app's message with the same metadata, or a person's, is not the bot's.
+        assert!(!bot.posted(&json!({"user": "UOTHERBOT", "bot_id": "B2"})));
+        assert!(!bot.posted(&json!({"user": "U0ALICE"})));
+        assert!(!bot.posted(&json!({})));
+        let without_bot_id = BotIdentity {
+            user_id: "UBOT".into(),
+            bot_id: None,
+        };
+        assert!(!without_bot_id.posted(&json!({"bot_id": null})));
+        assert!(!without_bot_id.posted(&json!({})));
     }
 }

@@ -6,12 +6,16 @@ use crate::core::{pin_key, ChannelName, Effect, Incident, TimelineEvent, Timelin
 use crate::jobs::{JobChange, JobError, JobOutcome};
 use crate::resolution::{self, Publication};
 use crate::templates::Template;
+use slack_morphism::prelude::{SlackMessageContent, SlackMessageMetadata};
 
 use super::api::{SlackApi, SlackCallError};
 use super::render;
 
 /// How many suffixed names to try when the war-room name is taken.
 const NAME_ATTEMPTS: u32 = 20;
+/// The message-metadata `event_type` of the kickoff; its `event_payload` names the incident
+/// (`{"incident": "INC-7"}`), so a retried post finds the kickoff an earlier attempt posted.
+pub const KICKOFF_EVENT: &str = "warroom_kickoff";
 
 impl From<SlackCallError> for JobError {
     fn from(e: SlackCallError) -> Self {
@@ -39,11 +43,15 @@ fn war_room(incident: &Incident) -> Result<&WarRoom, JobError> {
         .ok_or_else(|| JobError::retry(format!("{} has no war room yet", incident.key())))
 }
 
-/// Performs one effect for an incident that lives on Slack.
+/// Performs one effect for an incident that lives on Slack. `retry` is true when an earlier
+/// attempt of the same job may have reached Slack (its attempt number is above 1: the claim
+/// that counts an attempt commits before the attempt runs, so a run after a crash counts as a
+/// retry too). Only then does a post whose id is kept look for what that attempt posted.
 pub async fn perform(
     ctx: &AppContext,
     incident: &Incident,
     effect: &Effect,
+    retry: bool,
 ) -> Result<JobOutcome, JobError> {
     let slack = api(ctx)?;
     let now = ctx.clock.now();
@@ -55,21 +63,13 @@ pub async fn perform(
             for attempt in 0..NAME_ATTEMPTS {
                 let name = ChannelName::with_suffix(incident.number, &incident.title, attempt);
                 match slack.create_channel(name.as_str()).await {
-                    Ok((id, name)) => {
-                        let event = TimelineEvent::new(
-                            now,
-                            None,
-                            TimelineKind::WarRoomOpened,
-                            format!("War room #{name} opened"),
-                        );
-                        return Ok(JobOutcome::none()
-                            .with(JobChange::WarRoom(WarRoom { id, name }))
-                            .with(JobChange::Timeline {
-                                event,
-                                source_key: Some(format!("war_room_opened:{}", incident.number)),
-                            }));
-                    }
+                    Ok((id, name)) => return Ok(war_room_opened(incident, now, id, name)),
                     Err(SlackCallError::Api(code)) if code == "name_taken" => {
+                        if let Some(id) = own_war_room(slack, incident, &name).await? {
+                            // An earlier attempt created it and died before saying so.
+                            tracing::info!(name = %name, channel = %id, "adopting the war room an earlier attempt created");
+                            return Ok(war_room_opened(incident, now, id, name.to_string()));
+                        }
                         tracing::info!(name = %name, "war-room name taken, trying the next suffix");
                     }
                     Err(e) => return Err(e.into()),
@@ -122,8 +122,8 @@ pub async fn perform(
             if incident.kickoff_ref.is_some() {
                 return Ok(JobOutcome::none());
             }
-            let posted = slack.post(&room.id, render::kickoff(incident)).await?;
-            Ok(JobOutcome::none().with(JobChange::KickoffRef(posted.ts)))
+            let ts = post_kickoff(slack, &room.id, incident, retry).await?;
+            Ok(JobOutcome::none().with(JobChange::KickoffRef(ts)))
         }
         Effect::AnnounceDeclared => match &ctx.config.slack.announce_channel {
             Some(channel) => {
@@ -141,14 +141,15 @@ pub async fn perform(
             match &incident.kickoff_ref {
                 Some(ts) => {
                     slack
-                        .update(&room.id, ts, render::kickoff(incident))
+                        .update(&room.id, ts, kickoff_content(incident))
                         .await?;
                     Ok(JobOutcome::none())
                 }
-                // The kickoff was never posted (it gave up): post it now.
+                // No kickoff is known: it gave up, or a post that reached Slack was never
+                // recorded (its job was superseded by this one, say). Always look first.
                 None => {
-                    let posted = slack.post(&room.id, render::kickoff(incident)).await?;
-                    Ok(JobOutcome::none().with(JobChange::KickoffRef(posted.ts)))
+                    let ts = post_kickoff(slack, &room.id, incident, true).await?;
+                    Ok(JobOutcome::none().with(JobChange::KickoffRef(ts)))
                 }
             }
         }
@@ -331,7 +332,7 @@ pub async fn perform(
             ))
         }
         Effect::PublishStatusPage => {
-            let outcome = resolution::status_page(ctx, incident).await?;
+            let outcome = resolution::status_page(ctx, incident, retry).await?;
             publish_or_draft(
                 ctx,
                 slack,
@@ -434,6 +435,103 @@ pub async fn perform(
             }))
         }
     }
+}
+
+/// The job outcome of a war room opened (created, or adopted after a lost answer).
+fn war_room_opened(
+    incident: &Incident,
+    now: chrono::DateTime<chrono::Utc>,
+    id: String,
+    name: String,
+) -> JobOutcome {
+    let event = TimelineEvent::new(
+        now,
+        None,
+        TimelineKind::WarRoomOpened,
+        format!("War room #{name} opened"),
+    );
+    JobOutcome::none()
+        .with(JobChange::WarRoom(WarRoom { id, name }))
+        .with(JobChange::Timeline {
+            event,
+            source_key: Some(format!("war_room_opened:{}", incident.number)),
+        })
+}
+
+/// The id of the channel named `name` when it is this incident's war room that an earlier
+/// attempt created (its `conversations.create` succeeded, but the answer or the commit was
+/// lost): created by the bot, named for this incident (`inc-<n>` or `inc-<n>-…`), not
+/// archived. Anything else (a person's channel, another app's) is left alone.
+///
+/// An archived channel is skipped, never unarchived: the room an earlier attempt created a
+/// moment ago is not archived unless someone closed it on purpose, and an archived bot channel
+/// with this name is most likely an earlier incident's room (a database started afresh numbers
+/// incidents from 1 again). A fresh room with the next suffix is the safe choice.
+///
+/// When the lookup itself is refused (a missing scope, say), the name counts as taken by
+/// someone else, as before adoption existed; a lookup that may succeed later is retried.
+async fn own_war_room(
+    slack: &SlackApi,
+    incident: &Incident,
+    name: &ChannelName,
+) -> Result<Option<String>, JobError> {
+    let found = match slack.find_channel_by_name(name.as_str()).await {
+        Ok(found) => found,
+        Err(e) if e.is_retryable() => return Err(e.into()),
+        Err(e) => {
+            tracing::warn!(name = %name, error = %e, "could not look for the channel holding the war-room name");
+            return Ok(None);
+        }
+    };
+    let Some(channel) = found else {
+        return Ok(None);
+    };
+    let prefix = format!("inc-{}", incident.number);
+    let for_incident = channel.name == prefix || channel.name.starts_with(&format!("{prefix}-"));
+    if !for_incident || channel.is_archived {
+        return Ok(None);
+    }
+    let bot = slack.identity().await?;
+    Ok((channel.creator.as_deref() == Some(bot.user_id.as_str())).then_some(channel.id))
+}
+
+/// The kickoff as posted or updated: the rendered message with its metadata.
+fn kickoff_content(incident: &Incident) -> SlackMessageContent {
+    let payload = std::collections::HashMap::from([("incident".to_string(), incident.key())]);
+    render::kickoff(incident).with_metadata(
+        SlackMessageMetadata::new(KICKOFF_EVENT.to_string()).with_event_payload(payload),
+    )
+}
+
+/// Posts the kickoff in `room` and returns its `ts`. When `look_first` (a retry), an earlier
+/// attempt may have posted it and died before recording it: that kickoff is found by its
+/// metadata, brought up to date and adopted instead of posting a second one. A refused
+/// lookup (a missing scope, say) falls back to posting.
+async fn post_kickoff(
+    slack: &SlackApi,
+    room: &str,
+    incident: &Incident,
+    look_first: bool,
+) -> Result<String, JobError> {
+    let content = kickoff_content(incident);
+    if look_first {
+        match slack
+            .find_posted(room, KICKOFF_EVENT, "incident", &incident.key())
+            .await
+        {
+            Ok(Some(ts)) => {
+                tracing::info!(incident = %incident.key(), %ts, "adopting the kickoff an earlier attempt posted");
+                slack.update(room, &ts, content).await?;
+                return Ok(ts);
+            }
+            Ok(None) => {}
+            Err(e) if e.is_retryable() => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(incident = %incident.key(), error = %e, "could not look for an earlier kickoff; posting");
+            }
+        }
+    }
+    Ok(slack.post(room, content).await?.ts)
 }
 
 /// A Slack message reference as the adapter writes it: `<channel>:<ts>`.

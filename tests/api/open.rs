@@ -10,6 +10,8 @@ crate::on_both_backends!(
     unsigned_stale_and_tampered_requests_are_rejected,
     malformed_commands_get_usage_and_change_nothing,
     channel_name_collision_gets_a_suffix,
+    retried_war_room_creation_adopts_its_channel,
+    retried_war_room_creation_adopts_only_its_own_channel,
     rate_limited_slack_delivers_each_message_once,
     failing_slack_recovers_and_everything_is_delivered,
     pending_jobs_complete_after_a_restart,
@@ -271,6 +273,104 @@ async fn channel_name_collision_gets_a_suffix(backend: Backend) {
     .await;
     let stored = app.incident(1).await.unwrap();
     assert_eq!(stored.war_room.unwrap().name, "inc-1-db-down-3");
+}
+
+/// Opens `title` with the answer to the `conversations.create` that succeeds lost (a crash
+/// after Slack created the channel), lets the queue settle, checks that INC-1's war room is
+/// the channel named `name` (the one created) and returns its id.
+async fn open_with_lost_create(app: &TestApp, title: &str, name: &str) -> String {
+    app.slack.succeed_then_fail_next("conversations.create", 1);
+    app.command(&format!("open P2 {title}")).await;
+    let room = app
+        .eventually("the channel created", |s| s.channel_id_by_name(name))
+        .await;
+    // The kickoff, in whichever channel (pages go to DMs, `D…`).
+    app.advance_until("the kickoff", Duration::from_millis(500), |s| {
+        s.ok_calls("chat.postMessage").into_iter().find(|c| {
+            has_buttons(c) && c.param_str("channel").is_some_and(|ch| ch.starts_with('C'))
+        })
+    })
+    .await;
+    app.settled().await;
+    let stored = app
+        .incident(1)
+        .await
+        .expect("INC-1")
+        .war_room
+        .expect("room");
+    assert_eq!(
+        (stored.id.as_str(), stored.name.as_str()),
+        (room.as_str(), name)
+    );
+    room
+}
+
+async fn retried_war_room_creation_adopts_its_channel(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // More channels than one page of conversations.list: the room is on the second page.
+    for i in 0..205 {
+        app.slack.add_channel(&format!("team-{i}"), ALICE);
+    }
+    let room = open_with_lost_create(&app, "DB down", "inc-1-db-down").await;
+
+    assert_eq!(app.slack.channel_id_by_name("inc-1-db-down-2"), None);
+    let created: Vec<_> = app
+        .slack
+        .api_calls("conversations.create")
+        .iter()
+        .map(|c| (c.status, c.error().unwrap_or_default().to_string()))
+        .collect();
+    assert_eq!(
+        created,
+        [(500, "fatal_error".into()), (200, "name_taken".into())]
+    );
+    // Found by listing public and private channels page by page; the bot is who created it.
+    let listed = app.slack.api_calls("conversations.list");
+    assert_eq!(listed.len(), 2, "two pages");
+    assert!(listed[0]
+        .param_str("types")
+        .is_some_and(|t| t.contains("private_channel")));
+    assert!(listed[1].param_str("cursor").is_some_and(|c| !c.is_empty()));
+    assert_eq!(app.slack.ok_calls("auth.test").len(), 1);
+    // Invitations, topic and kickoff went to the adopted channel, and it is opened once.
+    let invites = app.slack.ok_calls("conversations.invite");
+    assert!(!invites.is_empty());
+    assert!(invites
+        .iter()
+        .all(|c| c.param_str("channel") == Some(room.as_str())));
+    assert!(app.slack.topic(&room).is_some_and(|t| t.contains("INC-1")));
+    assert_eq!(app.slack.posts_to(&room).len(), 1);
+    let opened = app
+        .timeline(1)
+        .await
+        .iter()
+        .filter(|e| e.text.contains("War room #"))
+        .count();
+    assert_eq!(opened, 1);
+}
+
+async fn retried_war_room_creation_adopts_only_its_own_channel(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // A person's channel with the plain name, and the bot's archived room of an earlier
+    // incident 1 (a database started afresh) with the next one: neither is adopted.
+    let human = app.slack.add_channel("inc-1-db-down", ALICE);
+    let old = app
+        .slack
+        .add_channel("inc-1-db-down-2", warroom::emulator::BOT_USER_ID);
+    app.slack.archive_channel(&old);
+    let room = open_with_lost_create(&app, "DB down", "inc-1-db-down-3").await;
+
+    assert_eq!(app.slack.channel_id_by_name("inc-1-db-down-4"), None);
+    assert_eq!(app.slack.posts_to(&room).len(), 1, "the kickoff");
+    for other in [&human, &old] {
+        assert!(app.slack.posts_to(other).is_empty());
+        assert!(app
+            .slack
+            .api_calls("conversations.invite")
+            .iter()
+            .all(|c| c.param_str("channel") != Some(other.as_str())));
+    }
+    assert_eq!(app.slack.members(&human), [ALICE]);
 }
 
 async fn rate_limited_slack_delivers_each_message_once(backend: Backend) {

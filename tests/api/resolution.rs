@@ -9,6 +9,7 @@ crate::on_both_backends!(
     resolve_by_command_publishes_everything,
     resolve_by_modal_with_statuspage_and_email,
     failing_publications_recover_without_blocking_each_other,
+    a_retried_status_page_create_opens_one_public_incident,
     resolving_twice_or_elsewhere_is_refused,
     review_reminders_until_closed,
     web_pages_need_loopback_a_link_or_a_token,
@@ -297,11 +298,12 @@ async fn failing_publications_recover_without_blocking_each_other(backend: Backe
     )
     .await;
     app.settled().await;
+    // Retries look for an incident an earlier attempt created (GET) before creating one.
     assert_eq!(
         app.slack
             .hooks("statuspage")
             .iter()
-            .filter(|h| h.status == 200)
+            .filter(|h| h.status == 200 && h.http_method == "POST")
             .count(),
         1
     );
@@ -361,6 +363,50 @@ async fn a_retried_customer_email_skips_recipients_already_sent(backend: Backend
         published
             .iter()
             .any(|p| p.contains("Customer email") && p.contains("2 recipient")),
+        "{published:#?}"
+    );
+}
+
+async fn a_retried_status_page_create_opens_one_public_incident(backend: Backend) {
+    let app = spawn(backend).await;
+    app.open("P1", "search is down").await;
+    // Statuspage creates the incident, but warroom never gets the answer.
+    app.slack.succeed_then_fail_next("hook/statuspage", 1);
+    let submitted = app.interaction(&resolve_view(1, "yes")).await;
+    assert_eq!(submitted.status, 200);
+    app.advance_until(
+        "the status page published again",
+        Duration::from_secs(1),
+        |s| {
+            let hooks = s.hooks("statuspage");
+            (hooks.len() > 1 && hooks.iter().any(|h| h.status == 200)).then_some(())
+        },
+    )
+    .await;
+    app.settled().await;
+
+    let calls = app.slack.hooks("statuspage");
+    let created: Vec<_> = calls.iter().filter(|h| h.http_method == "POST").collect();
+    assert_eq!(created.len(), 1, "one public incident: {calls:#?}");
+    assert_eq!(created[0].status, 500);
+    assert_eq!(
+        created[0].params["incident"]["metadata"]["warroom"]["incident"],
+        "INC-1"
+    );
+    // The retry found it and marked that one resolved.
+    let id = format!("H{:06}", created[0].seq);
+    let updated: Vec<_> = calls.iter().filter(|h| h.http_method == "PATCH").collect();
+    assert_eq!(updated.len(), 1, "{calls:#?}");
+    assert_eq!(
+        updated[0].param_str("_path"),
+        Some(format!("pages/page1/incidents/{id}").as_str())
+    );
+    assert_eq!(updated[0].status, 200);
+    let published = published(&app.timeline(1).await);
+    assert!(
+        published
+            .iter()
+            .any(|p| p.contains(&format!("Statuspage incident {id} marked resolved"))),
         "{published:#?}"
     );
 }

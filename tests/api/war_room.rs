@@ -23,6 +23,7 @@ crate::on_both_backends!(
     very_long_timelines_arrive_whole,
     user_text_never_becomes_a_mention,
     long_resolutions_are_announced,
+    retried_kickoff_is_posted_once,
 );
 
 fn kinds(events: &[warroom::core::TimelineEvent]) -> Vec<&'static str> {
@@ -899,4 +900,67 @@ async fn long_resolutions_are_announced(backend: Backend) {
     let text = announced.params["text"].as_str().unwrap_or_default();
     assert!(text.chars().count() <= 40_000, "{}", text.chars().count());
     well_formed(text);
+}
+
+async fn retried_kickoff_is_posted_once(backend: Backend) {
+    let mut spawn = Spawn::new(backend);
+    // Without an announce channel, a P3's only chat.postMessage is the kickoff (a P3 pages
+    // nobody).
+    spawn.config = BASE_CONFIG.replace(r#"announce_channel = "C0ANNOUNCE""#, "");
+    let app = spawn_app_with(spawn).await;
+    app.slack.succeed_then_fail_next("chat.postMessage", 1);
+    app.command("open P3 search is slow").await;
+    let room = app
+        .eventually("the war room", |s| {
+            s.channel_id_by_name("inc-1-search-is-slow")
+        })
+        .await;
+    app.advance_until("the kickoff retried", Duration::from_millis(500), |s| {
+        let updated = s
+            .ok_calls("chat.update")
+            .iter()
+            .any(|c| c.param_str("channel") == Some(room.as_str()));
+        (updated || !s.posts_to(&room).is_empty()).then_some(())
+    })
+    .await;
+    app.settled().await;
+
+    let lost: Vec<_> = app
+        .slack
+        .api_calls("chat.postMessage")
+        .into_iter()
+        .filter(|c| c.status == 500)
+        .collect();
+    assert_eq!(lost.len(), 1);
+    assert_eq!(
+        lost[0].param_str("channel"),
+        Some(room.as_str()),
+        "the kickoff's answer was lost"
+    );
+    let messages = app.slack.messages_in(&room);
+    assert_eq!(messages.len(), 1, "one kickoff: {messages:#?}");
+    let kickoff = &messages[0];
+    assert_eq!(kickoff["metadata"]["event_type"], "warroom_kickoff");
+    assert_eq!(kickoff["metadata"]["event_payload"]["incident"], "INC-1");
+    let stored = app.incident(1).await.expect("INC-1").kickoff_ref;
+    assert_eq!(stored.as_deref(), kickoff["ts"].as_str());
+    // Found in the war room's history, metadata included.
+    let looked = app.slack.api_calls("conversations.history");
+    assert!(!looked.is_empty());
+    assert!(looked
+        .iter()
+        .all(|c| c.param_str("channel") == Some(room.as_str())
+            && c.param_str("include_all_metadata") == Some("true")));
+
+    // A first attempt posts without looking.
+    let before = looked.len();
+    let second = app.open("P3", "reports are late").await;
+    app.settled().await;
+    assert_eq!(app.slack.api_calls("conversations.history").len(), before);
+    let metadata = app
+        .slack
+        .message(&second.room, &second.kickoff_ts)
+        .expect("second kickoff")["metadata"]
+        .clone();
+    assert_eq!(metadata["event_payload"]["incident"], "INC-2");
 }
