@@ -138,6 +138,7 @@ async fn a_step_due_while_down_pages_once_after_the_restart(backend: Backend) {
 async fn an_acknowledgement_answered_before_the_kill_holds(backend: Backend) {
     let mut app = Crashable::start(backend, PAGING_CONFIG).await;
     app.open("P0", "cache stampede").await;
+    app.opened(1).await;
     app.saw("the primary's page", |c| {
         c.kind == warroom::emulator::CallKind::Hook && c.method == "primary"
     })

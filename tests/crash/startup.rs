@@ -7,7 +7,10 @@ use crate::harness::*;
 use crate::helpers::*;
 use warroom::emulator::StallPoint;
 
-crate::on_both_backends!(a_kill_during_a_slow_health_poll_with_another_pending_restarts,);
+crate::on_both_backends!(
+    a_kill_during_a_slow_health_poll_with_another_pending_restarts,
+    a_kill_during_a_kickoff_update_with_another_pending_restarts,
+);
 
 /// A service whose health endpoint is slow: a poll may be in flight for seconds.
 const HEALTH_CONFIG: &str = r#"
@@ -77,4 +80,54 @@ async fn a_kill_during_a_slow_health_poll_with_another_pending_restarts(backend:
         assert_eq!(rooms_created_for(&app.slack, number), vec![room.clone()]);
         assert_eq!(kickoffs_in(&app.slack, &room).len(), 1, "INC-{number}");
     }
+}
+
+fn updates_of(jobs: &[warroom::store::JobRecord], state: &str) -> usize {
+    jobs.iter()
+        .filter(|j| j.kind == "update_kickoff" && j.state == state)
+        .count()
+}
+
+/// Defect 1 through the kickoff: an update in flight, the next one waiting behind it.
+async fn a_kill_during_a_kickoff_update_with_another_pending_restarts(backend: Backend) {
+    let mut app = Crashable::start(backend, BASE_CONFIG).await;
+    app.open("P0", "search down").await;
+    let incident = app.opened(1).await;
+    let room = incident.war_room.map(|r| r.id).unwrap_or_default();
+    let kickoff_ts = incident.kickoff_ref.unwrap_or_default();
+    app.slack
+        .stall_next("chat.update", StallPoint::BeforeActing);
+
+    let assigned = app
+        .command_as("assign commander <@U0BOB|bob>", &room, ALICE)
+        .await;
+    assert_eq!(assigned.status, 200, "{assigned:?}");
+    app.stalled("chat.update").await;
+    let identified = app.command_as("state identified", &room, ALICE).await;
+    assert_eq!(identified.status, 200, "{identified:?}");
+    app.jobs_until("an update running and another pending", |jobs| {
+        updates_of(jobs, "running") == 1 && updates_of(jobs, "pending") == 1
+    })
+    .await;
+
+    app.kill().await;
+    app.slack.release_stalled();
+    app.restart_ok().await;
+
+    // The waiting update is carried out: the kickoff shows the latest state.
+    app.slack
+        .wait_for(PATIENCE, |s| {
+            let shown = s.message(&room, &kickoff_ts)?.to_string();
+            (shown.contains("U0BOB") && shown.to_lowercase().contains("identified")).then_some(())
+        })
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "the kickoff never showed the last change: {:?}",
+                app.slack.message(&room, &kickoff_ts)
+            )
+        });
+    app.settled().await;
+    assert!(app.jobs().await.iter().all(|j| j.state != "failed"));
+    assert_eq!(kickoffs_in(&app.slack, &room).len(), 1);
 }
