@@ -24,8 +24,7 @@ const START_PATIENCE: Duration = Duration::from_secs(20);
 /// Interval between two polls of a condition.
 const POLL: Duration = Duration::from_millis(20);
 
-/// Polls `f` until it gives something or `patience` passes (then panics with `what` and the
-/// context `explain` gives).
+/// Polls `f` until it gives something, or panics naming `what` once `patience` has passed.
 pub async fn poll_until<T, F, Fut>(what: &str, patience: Duration, mut f: F) -> T
 where
     F: FnMut() -> Fut,
@@ -291,11 +290,10 @@ impl Crashable {
         what: &str,
         f: impl Fn(&Incident) -> bool,
     ) -> Incident {
-        let found = poll_until(what, PATIENCE, || async {
+        poll_until(what, PATIENCE, || async {
             self.incident(number).await.filter(|i| f(i))
         })
-        .await;
-        found
+        .await
     }
 
     /// Waits until incident `number` has its war room and its kickoff stored.
