@@ -95,8 +95,11 @@ async fn a_kill_during_a_kickoff_update_with_another_pending_restarts(backend: B
     let incident = app.opened(1).await;
     let room = incident.war_room.map(|r| r.id).unwrap_or_default();
     let kickoff_ts = incident.kickoff_ref.unwrap_or_default();
+    let in_room = room.clone();
     app.slack
-        .stall_next("chat.update", StallPoint::BeforeActing);
+        .stall_next_where("chat.update", StallPoint::BeforeActing, move |p| {
+            p.get("channel").and_then(serde_json::Value::as_str) == Some(in_room.as_str())
+        });
 
     let assigned = app
         .command_as("assign commander <@U0BOB|bob>", &room, ALICE)
