@@ -243,6 +243,8 @@ struct Shared {
     token: String,
     base: String,
     state: Mutex<EmuState>,
+    /// Calls held on purpose (see [`SlackEmulator::stall_next`]).
+    stalls: Stalls,
 }
 
 impl Shared {
@@ -373,6 +375,7 @@ impl SlackEmulator {
             token: bot_token.to_string(),
             base: format!("http://127.0.0.1:{}", addr.port()),
             state: Mutex::new(EmuState::new()),
+            stalls: Stalls::default(),
         });
         let (tx, mut rx) = watch::channel(false);
         let app = Router::new().fallback(handle).with_state(shared.clone());
@@ -727,6 +730,11 @@ async fn process(shared: Arc<Shared>, req: Request) -> Outcome {
 
     let trimmed = path.trim_matches('/');
     let (head, rest) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+    let stall_target = stall_target(head, rest, trimmed);
+    let held_after = shared
+        .stalls
+        .hold(&stall_target, &params, StallPoint::BeforeActing)
+        .await;
     let mut fault = None;
     let (kind, method, outcome) = match head {
         "api" => {
@@ -815,6 +823,9 @@ async fn process(shared: Arc<Shared>, req: Request) -> Outcome {
         let mut st = shared.lock();
         let pos = st.calls.partition_point(|c| c.seq < seq);
         st.calls.insert(pos, call);
+    }
+    if held_after {
+        shared.stalls.hold_answer(&stall_target).await;
     }
     outcome
 }
@@ -2136,6 +2147,149 @@ fn without_metadata_unless_asked(messages: Vec<Value>, p: &Map<String, Value>) -
         .collect()
 }
 
+/// Where [`SlackEmulator::stall_next`] holds a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StallPoint {
+    /// On arrival, before the emulator acts on it: the call is in flight and nothing
+    /// happened yet. Released, it is carried out as usual.
+    BeforeActing,
+    /// After the emulator carried it out and recorded it, before the answer goes back: the
+    /// caller cannot know it succeeded ("between a call and its commit").
+    BeforeAnswering,
+}
+
+/// A predicate on a call's parameters (see [`SlackEmulator::stall_next_where`]).
+type ParamFilter = Box<dyn Fn(&Map<String, Value>) -> bool + Send + Sync>;
+
+/// A call still to stall.
+struct StallRule {
+    target: String,
+    point: StallPoint,
+    filter: ParamFilter,
+}
+
+#[derive(Default)]
+struct StallState {
+    rules: Vec<StallRule>,
+    /// Targets of the calls being held now (one entry per call).
+    held: Vec<String>,
+}
+
+/// Calls held on purpose until the test releases them.
+struct Stalls {
+    state: Mutex<StallState>,
+    /// Bumped by [`SlackEmulator::release_stalled`]; held calls wait for a change.
+    release: watch::Sender<u64>,
+}
+
+impl Default for Stalls {
+    fn default() -> Self {
+        Stalls {
+            state: Mutex::new(StallState::default()),
+            release: watch::channel(0).0,
+        }
+    }
+}
+
+impl Stalls {
+    fn lock(&self) -> MutexGuard<'_, StallState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the first rule matching this call. For [`StallPoint::BeforeActing`] waits here
+    /// until released and answers false; for [`StallPoint::BeforeAnswering`] answers true
+    /// (the caller holds the answer with [`Stalls::hold_answer`]).
+    async fn hold(&self, target: &str, params: &Map<String, Value>, at: StallPoint) -> bool {
+        let point = {
+            let mut st = self.lock();
+            let found = st
+                .rules
+                .iter()
+                .position(|r| r.target == target && (r.filter)(params));
+            match found {
+                Some(i) => st.rules.remove(i).point,
+                None => return false,
+            }
+        };
+        if point != at {
+            return true;
+        }
+        self.hold_answer(target).await;
+        false
+    }
+
+    /// Waits until the next release.
+    async fn hold_answer(&self, target: &str) {
+        let mut rx = self.release.subscribe();
+        self.lock().held.push(target.to_string());
+        // Err: the emulator is gone, nothing to wait for.
+        let _ = rx.changed().await;
+        let mut st = self.lock();
+        if let Some(i) = st.held.iter().position(|t| t == target) {
+            st.held.remove(i);
+        }
+    }
+}
+
+/// The name a stall rule gives a request: the Web API method (`chat.postMessage`), or the
+/// path for the other sinks (`hook/<name>`, `response/<id>`, `health/<service>`).
+fn stall_target(head: &str, rest: &str, trimmed: &str) -> String {
+    match head {
+        "api" => rest.to_string(),
+        "hook" => format!("hook/{}", rest.split('/').next().unwrap_or(rest)),
+        _ => trimmed.to_string(),
+    }
+}
+
+impl SlackEmulator {
+    /// Holds the next call to `target` at `point` until [`Self::release_stalled`]. `target`
+    /// is a Web API method (`conversations.create`) or a path: `hook/<name>`,
+    /// `response/<id>`, `health/<service>`. Lets a test kill the bot while the call is in
+    /// flight, or after the call took effect but before the bot heard of it.
+    pub fn stall_next(&self, target: &str, point: StallPoint) {
+        self.stall_next_where(target, point, |_| true);
+    }
+
+    /// [`Self::stall_next`] for the next call whose parameters satisfy `filter` (e.g. a
+    /// `chat.postMessage` with buttons, to a given channel).
+    pub fn stall_next_where(
+        &self,
+        target: &str,
+        point: StallPoint,
+        filter: impl Fn(&Map<String, Value>) -> bool + Send + Sync + 'static,
+    ) {
+        self.shared.stalls.lock().rules.push(StallRule {
+            target: target.to_string(),
+            point,
+            filter: Box::new(filter),
+        });
+    }
+
+    /// How many calls to `target` are being held now.
+    pub fn stalled(&self, target: &str) -> usize {
+        self.shared
+            .stalls
+            .lock()
+            .held
+            .iter()
+            .filter(|t| *t == target)
+            .count()
+    }
+
+    /// Waits until a call to `target` is being held; false if none is within `timeout`.
+    pub async fn wait_stalled(&self, target: &str, timeout: Duration) -> bool {
+        self.wait_for(timeout, |s| (s.stalled(target) > 0).then_some(()))
+            .await
+            .is_some()
+    }
+
+    /// Lets every held call go on, and forgets the stalls not triggered yet.
+    pub fn release_stalled(&self) {
+        self.shared.stalls.lock().rules.clear();
+        self.shared.stalls.release.send_modify(|n| *n += 1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2959,5 +3113,59 @@ mod tests {
             .await
             .expect("json");
         assert_eq!(updated["id"], json!(lost_id));
+    }
+
+    #[tokio::test]
+    async fn a_call_stalled_before_acting_has_no_effect_until_released() {
+        let emu = SlackEmulator::start(TOKEN).await.expect("start");
+        emu.stall_next_where("conversations.create", StallPoint::BeforeActing, |p| {
+            p.get("name").and_then(Value::as_str) == Some("held")
+        });
+        let other = call(&emu, "conversations.create", json!({"name": "free"})).await;
+        assert_eq!(other["ok"], true, "a call the filter rejects is not held");
+        let emu2 = emu.clone();
+        let held = tokio::spawn(async move {
+            call(&emu2, "conversations.create", json!({"name": "held"})).await
+        });
+        assert!(
+            emu.wait_stalled("conversations.create", Duration::from_secs(5))
+                .await
+        );
+        assert_eq!(
+            emu.channel_id_by_name("held"),
+            None,
+            "not carried out while held"
+        );
+        assert_eq!(emu.ok_calls("conversations.create").len(), 1);
+        emu.release_stalled();
+        let answer = held.await.expect("join");
+        assert_eq!(answer["ok"], true);
+        assert!(emu.channel_id_by_name("held").is_some());
+        assert_eq!(emu.stalled("conversations.create"), 0);
+        let again = call(&emu, "conversations.create", json!({"name": "held2"})).await;
+        assert_eq!(again["ok"], true, "a stall holds one call only");
+    }
+
+    #[tokio::test]
+    async fn a_call_stalled_before_answering_is_recorded_but_unanswered() {
+        let emu = SlackEmulator::start(TOKEN).await.expect("start");
+        emu.stall_next("hook/oncall", StallPoint::BeforeAnswering);
+        let url = emu.hook_url("oncall");
+        let held = tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(url)
+                .json(&json!({"x": 1}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        });
+        assert!(
+            emu.wait_stalled("hook/oncall", Duration::from_secs(5))
+                .await
+        );
+        assert_eq!(emu.hooks("oncall").len(), 1, "carried out and recorded");
+        assert!(!held.is_finished());
+        emu.release_stalled();
+        assert_eq!(held.await.expect("join").expect("answer"), 200);
     }
 }
