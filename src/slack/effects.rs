@@ -568,54 +568,119 @@ async fn reply(
     }
 }
 
-/// The job kind of plain replies (texts sent in order to one reply address).
+/// The job kind of plain replies: one job per reply, each waiting for the one before it, so
+/// replies arrive in order and a retry resumes after the replies already delivered.
 pub const REPLY_JOB: &str = "slack_reply";
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct ReplyJob {
     reply_to: String,
+    /// One text (jobs enqueued before replies were chained may hold several).
     texts: Vec<String>,
+    /// Where a retry goes once this reply has used its share of the `response_url`'s posts:
+    /// `ephemeral:<channel>:<user>` for the same person.
+    #[serde(default)]
+    fallback: Option<String>,
+    /// How many replies of the chain go to `reply_to` (they share its 5 posts).
+    #[serde(default)]
+    parts: usize,
 }
 
-/// Enqueues replies (already mrkdwn) to a reply address, sent in order by one job.
+/// Whether a reply address is a `response_url` (which takes at most 5 posts).
+fn is_response_url(reply_to: &str) -> bool {
+    !reply_to.starts_with("ephemeral:")
+}
+
+/// Enqueues replies (already mrkdwn) to a reply address, sent in order.
 pub async fn enqueue_replies(
     ctx: &AppContext,
     reply_to: &str,
     texts: Vec<String>,
 ) -> Result<(), crate::store::StoreError> {
-    let payload = serde_json::to_string(&ReplyJob {
-        reply_to: reply_to.to_string(),
-        texts,
-    })
-    .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+    enqueue_replies_or(ctx, reply_to, None, texts).await
+}
+
+/// Enqueues replies (already mrkdwn) to a reply address, sent in order: one job per reply,
+/// chained, all enqueued together. A `response_url` takes 5 posts in all, so its replies
+/// share them: a reply whose earlier attempt may have been delivered is retried through
+/// `fallback` (an [`ephemeral_target`]) when its share is used, and replies that would need
+/// more than 5 posts all go through `fallback` (without one, only the first 5 are sent).
+pub async fn enqueue_replies_or(
+    ctx: &AppContext,
+    reply_to: &str,
+    fallback: Option<&str>,
+    mut texts: Vec<String>,
+) -> Result<(), crate::store::StoreError> {
+    let mut reply_to = reply_to;
+    if is_response_url(reply_to) && texts.len() > super::limits::RESPONSE_URL_POSTS {
+        match fallback {
+            Some(f) => reply_to = f,
+            None => {
+                tracing::warn!(
+                    replies = texts.len(),
+                    "a response_url takes 5 posts: the other replies are dropped"
+                );
+                texts.truncate(super::limits::RESPONSE_URL_POSTS);
+            }
+        }
+    }
     let now = ctx.clock.now();
-    let mut conn = ctx.store.acquire().await?;
-    crate::store::enqueue(
-        &mut conn,
-        &crate::store::NewJob {
-            kind: REPLY_JOB.into(),
-            incident: None,
-            payload,
-            run_at: now,
-            blocked_by: None,
-            dedup_key: None,
-            coalesce_key: None,
-        },
-        now,
-    )
-    .await?;
+    let parts = texts.len();
+    let mut tx = ctx.store.begin().await?;
+    let mut previous = None;
+    for text in texts {
+        let payload = serde_json::to_string(&ReplyJob {
+            reply_to: reply_to.to_string(),
+            texts: vec![text],
+            fallback: fallback.filter(|f| *f != reply_to).map(str::to_string),
+            parts,
+        })
+        .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+        previous = crate::store::enqueue(
+            &mut tx,
+            &crate::store::NewJob {
+                kind: REPLY_JOB.into(),
+                incident: None,
+                payload,
+                run_at: now,
+                blocked_by: previous,
+                dedup_key: None,
+                coalesce_key: None,
+            },
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
     ctx.wake.notify_waiters();
     Ok(())
 }
 
-/// Runs a reply job.
-pub async fn send_replies(ctx: &AppContext, payload: &str) -> Result<JobOutcome, JobError> {
+/// Runs a reply job; `attempt` counts its runs, this one included. Every run may have posted
+/// (a run counts before it starts), so a reply to a `response_url` posts there at most its
+/// share of the 5 times, then through its fallback, or gives up.
+pub async fn send_replies(
+    ctx: &AppContext,
+    payload: &str,
+    attempt: i64,
+) -> Result<JobOutcome, JobError> {
     let slack = api(ctx)?;
     let job: ReplyJob = serde_json::from_str(payload)
         .map_err(|e| JobError::fatal(format!("unreadable reply job: {e}")))?;
+    let parts = job.parts.max(job.texts.len()).max(1);
+    let share = super::limits::RESPONSE_URL_POSTS / parts;
+    let target = if !is_response_url(&job.reply_to) || attempt <= share as i64 {
+        &job.reply_to
+    } else if let Some(fallback) = &job.fallback {
+        fallback
+    } else {
+        return Err(JobError::fatal(
+            "the response_url has taken its share of Slack's 5 posts",
+        ));
+    };
     for text in job.texts {
         let content = slack_morphism::prelude::SlackMessageContent::new().with_text(text);
-        reply(slack, &job.reply_to, content).await?;
+        reply(slack, target, content).await?;
     }
     Ok(JobOutcome::none())
 }

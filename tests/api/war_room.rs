@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::helpers::*;
 use warroom::core::{Change, Status, TimelineKind};
-use warroom::emulator::{CallKind, SlackEmulator};
+use warroom::emulator::{CallKind, SlackEmulator, StallPoint};
 
 crate::on_both_backends!(
     war_room_commands_are_recorded_and_posted,
@@ -21,6 +21,7 @@ crate::on_both_backends!(
     long_declarations_still_get_a_kickoff,
     long_resolution_summaries_fit_the_kickoff,
     very_long_timelines_arrive_whole,
+    a_retried_timeline_reply_resumes_where_it_stopped,
     user_text_never_becomes_a_mention,
     long_resolutions_are_announced,
     retried_kickoff_is_posted_once,
@@ -820,6 +821,107 @@ async fn very_long_timelines_arrive_whole(backend: Backend) {
         assert!(text.chars().count() <= 4000, "{}", text.chars().count());
         well_formed(text);
     }
+}
+
+/// `/incident timeline` follow-ups to a `response_url`: the process loses the second post's
+/// answer (Slack took it) and the job is run again. It goes on after what was delivered — the
+/// first part is never posted again — and never posts more than Slack's 5 to one
+/// `response_url`; the whole timeline still arrives.
+async fn a_retried_timeline_reply_resumes_where_it_stopped(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let inc = app.open("P3", "deadline blocker").await;
+    for i in 0..6 {
+        let note = format!("note {i}: {}", "a & b <c> ".repeat(100));
+        app.in_room(&inc, &format!("note {note}"), ALICE).await;
+    }
+    app.settled().await;
+    let url = app.slack.response_url("tl");
+    let target = url
+        .strip_prefix(&format!("{}/", app.slack.base_url()))
+        .expect("a response_url of the emulator")
+        .to_string();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = seen.clone();
+    app.slack
+        .stall_next_where(&target, StallPoint::BeforeAnswering, move |_| {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1
+        });
+    let body = slash_body("timeline", &inc.room, ALICE, &url, "trig-tl");
+    let first = app
+        .post_signed(
+            "/slack/commands",
+            &body,
+            "application/x-www-form-urlencoded",
+        )
+        .await
+        .text();
+    assert!(first.contains("Timeline of INC-1"), "{first}");
+    assert!(
+        app.slack.wait_stalled(&target, PATIENCE).await,
+        "the second follow-up is in flight"
+    );
+    // The worker that sent it is gone (its lease ran out): the job is run again.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let mut conn = app.ctx.store.acquire().await.expect("db");
+        sqlx::query("UPDATE jobs SET lease_until = 0 WHERE state = 'running'")
+            .execute(&mut *conn)
+            .await
+            .expect("expire the lease");
+        drop(conn);
+        app.ctx.wake.notify_waiters();
+        let jobs = app.jobs().await;
+        if jobs
+            .iter()
+            .any(|j| j.kind == "slack_reply" && j.attempts >= 2)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not retried: {jobs:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let texts = |s: &SlackEmulator| -> Vec<String> {
+        let replies = s.responses("tl").into_iter().filter(|c| c.ok());
+        let ephemerals = s.ok_calls("chat.postEphemeral").into_iter();
+        replies
+            .chain(ephemerals)
+            .map(|c| c.params["text"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    app.eventually("the whole timeline", |s| {
+        let all = format!("{first}\n{}", texts(s).join("\n"));
+        (0..6)
+            .all(|i| all.contains(&format!("note {i}:")))
+            .then_some(())
+    })
+    .await;
+    app.slack.release_stalled();
+    app.settled().await;
+    nothing_refused(&app.slack);
+    let posts = app.slack.responses("tl");
+    assert!(
+        posts.len() >= 3,
+        "the follow-ups went to the response_url: {}",
+        posts.len()
+    );
+    assert!(
+        posts.len() <= 5,
+        "{} posts to one response_url",
+        posts.len()
+    );
+    let delivered = texts(&app.slack);
+    let first_part = &posts[0].params["text"];
+    assert_eq!(
+        delivered
+            .iter()
+            .filter(|t| Some(t.as_str()) == first_part.as_str())
+            .count(),
+        1,
+        "the part delivered before the retry is not sent again"
+    );
 }
 
 async fn user_text_never_becomes_a_mention(backend: Backend) {
