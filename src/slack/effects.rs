@@ -55,6 +55,9 @@ pub async fn perform(
 ) -> Result<JobOutcome, JobError> {
     let slack = api(ctx)?;
     let now = ctx.clock.now();
+    // Where a text cut to fit Slack's limits can be read whole.
+    let page = resolution::links(ctx, incident).incident_page;
+    let page = page.as_deref();
     match effect {
         Effect::CreateWarRoom => {
             if incident.war_room.is_some() {
@@ -122,12 +125,14 @@ pub async fn perform(
             if incident.kickoff_ref.is_some() {
                 return Ok(JobOutcome::none());
             }
-            let ts = post_kickoff(slack, &room.id, incident, retry).await?;
+            let ts = post_kickoff(slack, &room.id, incident, page, retry).await?;
             Ok(JobOutcome::none().with(JobChange::KickoffRef(ts)))
         }
         Effect::AnnounceDeclared => match &ctx.config.slack.announce_channel {
             Some(channel) => {
-                slack.post(channel, render::announcement(incident)).await?;
+                slack
+                    .post(channel, render::announcement(incident, page))
+                    .await?;
                 Ok(JobOutcome::none())
             }
             None => Ok(JobOutcome::none()),
@@ -141,14 +146,14 @@ pub async fn perform(
             match &incident.kickoff_ref {
                 Some(ts) => {
                     slack
-                        .update(&room.id, ts, kickoff_content(incident))
+                        .update(&room.id, ts, kickoff_content(incident, page))
                         .await?;
                     Ok(JobOutcome::none())
                 }
                 // No kickoff is known: it gave up, or a post that reached Slack was never
                 // recorded (its job was superseded by this one, say). Always look first.
                 None => {
-                    let ts = post_kickoff(slack, &room.id, incident, true).await?;
+                    let ts = post_kickoff(slack, &room.id, incident, page, true).await?;
                     Ok(JobOutcome::none().with(JobChange::KickoffRef(ts)))
                 }
             }
@@ -156,14 +161,17 @@ pub async fn perform(
         Effect::PostStatusUpdate { text, by } => {
             let room = war_room(incident)?;
             slack
-                .post(&room.id, render::status_update(incident, text, by))
+                .post(&room.id, render::status_update(incident, text, by, page))
                 .await?;
             Ok(JobOutcome::none())
         }
         Effect::AnnounceStatusUpdate { text, by } => match &ctx.config.slack.announce_channel {
             Some(channel) => {
                 slack
-                    .post(channel, render::status_announcement(incident, text, by))
+                    .post(
+                        channel,
+                        render::status_announcement(incident, text, by, page),
+                    )
                     .await?;
                 Ok(JobOutcome::none())
             }
@@ -325,7 +333,7 @@ pub async fn perform(
                 (None, Some(room)) => (room.id.clone(), format!("#{}", room.name)),
                 (None, None) => return Err(JobError::retry("no war room yet")),
             };
-            slack.post(&channel, render::document(&text)).await?;
+            slack.post(&channel, render::document(&text, page)).await?;
             Ok(published(
                 incident,
                 now,
@@ -498,9 +506,9 @@ async fn own_war_room(
 }
 
 /// The kickoff as posted or updated: the rendered message with its metadata.
-fn kickoff_content(incident: &Incident) -> SlackMessageContent {
+fn kickoff_content(incident: &Incident, page: Option<&str>) -> SlackMessageContent {
     let payload = std::collections::HashMap::from([("incident".to_string(), incident.key())]);
-    render::kickoff(incident).with_metadata(
+    render::kickoff(incident, page).with_metadata(
         SlackMessageMetadata::new(KICKOFF_EVENT.to_string()).with_event_payload(payload),
     )
 }
@@ -513,9 +521,10 @@ async fn post_kickoff(
     slack: &SlackApi,
     room: &str,
     incident: &Incident,
+    page: Option<&str>,
     look_first: bool,
 ) -> Result<String, JobError> {
-    let content = kickoff_content(incident);
+    let content = kickoff_content(incident, page);
     if look_first {
         match slack
             .find_posted(room, KICKOFF_EVENT, "incident", &incident.key())

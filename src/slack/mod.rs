@@ -250,7 +250,9 @@ async fn timeline(state: &AppState, cmd: &SlashCommand, name: &str) -> Result<Re
         Ok(None) => return Ok(ephemeral(render::not_a_war_room(name))),
         Err(e) => return Ok(command_failed(name, e)),
     };
-    let mut chunks = render::timeline(&incident, &events, TIMELINE_CHUNK).into_iter();
+    let page = crate::resolution::links(&state.ctx, &incident).incident_page;
+    let mut chunks =
+        render::timeline(&incident, &events, TIMELINE_CHUNK, page.as_deref()).into_iter();
     let first = chunks.next().unwrap_or_default();
     let rest: Vec<String> = chunks.collect();
     if !rest.is_empty() {
