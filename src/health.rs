@@ -100,7 +100,7 @@ pub async fn fetch(http: &reqwest::Client, service: &HealthService) -> Observati
     };
     let pointer = service.version_pointer.as_deref().unwrap_or("/version");
     match json.pointer(pointer) {
-        Some(serde_json::Value::String(v)) => Observation::Healthy(Some(v.clone())),
+        Some(serde_json::Value::String(v)) => Observation::Healthy(reported_version(v)),
         Some(serde_json::Value::Number(n)) => Observation::Healthy(Some(n.to_string())),
         Some(_) => Observation::Failing(format!("`{pointer}` is not a version string")),
         None if service.version_pointer.is_some() => {
@@ -108,6 +108,28 @@ pub async fn fetch(http: &reqwest::Client, service: &HealthService) -> Observati
         }
         None => Observation::Healthy(None),
     }
+}
+
+/// Longest version kept from a health endpoint (characters); a longer one is cut.
+const MAX_VERSION_CHARS: usize = 200;
+
+/// A version as a health endpoint reported it, made inert like any text from outside: no
+/// mention mark (it would name someone in Slack), no line breaks or control characters, at
+/// most [`MAX_VERSION_CHARS`] characters. Nothing left: no version.
+fn reported_version(raw: &str) -> Option<String> {
+    let text: String = crate::core::inert(raw)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    if text.chars().count() <= MAX_VERSION_CHARS {
+        return Some(text.to_string());
+    }
+    let cut: String = text.chars().take(MAX_VERSION_CHARS - 1).collect();
+    Some(format!("{}…", cut.trim_end()))
 }
 
 /// Runs one poll of `service`: fetch, fold into the stored state, tell every open incident
@@ -189,9 +211,11 @@ fn consequences(
     };
     match change {
         ServiceChange::Deployed { from, to } => {
+            // Inert here too: a state stored before versions were cleaned may still hold a mark.
+            let shown = crate::core::inert(to);
             let was = from
                 .as_deref()
-                .map(|f| format!(" (was {f})"))
+                .map(|f| format!(" (was {})", crate::core::inert(f)))
                 .unwrap_or_default();
             if incident.fix_deployed_at.is_none()
                 && !incident.hotfixes.is_empty()
@@ -207,7 +231,7 @@ fn consequences(
                 note(
                     TimelineKind::Deploy,
                     format!(
-                        ":rocket: Fix deployed: {service} runs {to}{was} ({links}). Monitoring for {}.",
+                        ":rocket: Fix deployed: {service} runs {shown}{was} ({links}). Monitoring for {}.",
                         humantime::format_duration(window)
                     ),
                     &mut effects,
@@ -225,13 +249,13 @@ fn consequences(
             {
                 note(
                     TimelineKind::Deploy,
-                    format!(":rewind: Rollback: {service} went back to {to}{was}, the version the fix replaced."),
+                    format!(":rewind: Rollback: {service} went back to {shown}{was}, the version the fix replaced."),
                     &mut effects,
                 );
             } else {
                 note(
                     TimelineKind::Deploy,
-                    format!("Deployed {to} on {service}{was}"),
+                    format!("Deployed {shown} on {service}{was}"),
                     &mut effects,
                 );
             }
@@ -314,6 +338,19 @@ mod tests {
             version_pointer: pointer.map(String::from),
             monitor_for: None,
         }
+    }
+
+    #[test]
+    fn reported_versions_are_inert() {
+        assert_eq!(reported_version(" v1.2.3\n").as_deref(), Some("v1.2.3"));
+        assert_eq!(
+            reported_version("v2 \u{2063}@U0BOB\tx").as_deref(),
+            Some("v2 @U0BOB x")
+        );
+        assert_eq!(reported_version("\u{2063}"), None);
+        let long = reported_version(&"é".repeat(500)).unwrap_or_default();
+        assert_eq!(long.chars().count(), MAX_VERSION_CHARS);
+        assert!(long.ends_with('…'));
     }
 
     #[tokio::test]

@@ -575,7 +575,7 @@ async fn give_up(
 
 async fn execute(ctx: &AppContext, job: &ClaimedJob) -> Result<JobOutcome, JobError> {
     if job.kind == crate::slack::effects::REPLY_JOB {
-        return crate::slack::effects::send_replies(ctx, &job.payload).await;
+        return crate::slack::effects::send_replies(ctx, &job.payload, job.attempts).await;
     }
     if job.kind == RETENTION_JOB {
         return retention(ctx).await;

@@ -55,6 +55,9 @@ pub async fn perform(
 ) -> Result<JobOutcome, JobError> {
     let slack = api(ctx)?;
     let now = ctx.clock.now();
+    // Where a text cut to fit Slack's limits can be read whole.
+    let page = resolution::links(ctx, incident).incident_page;
+    let page = page.as_deref();
     match effect {
         Effect::CreateWarRoom => {
             if incident.war_room.is_some() {
@@ -122,12 +125,14 @@ pub async fn perform(
             if incident.kickoff_ref.is_some() {
                 return Ok(JobOutcome::none());
             }
-            let ts = post_kickoff(slack, &room.id, incident, retry).await?;
+            let ts = post_kickoff(slack, &room.id, incident, page, retry).await?;
             Ok(JobOutcome::none().with(JobChange::KickoffRef(ts)))
         }
         Effect::AnnounceDeclared => match &ctx.config.slack.announce_channel {
             Some(channel) => {
-                slack.post(channel, render::announcement(incident)).await?;
+                slack
+                    .post(channel, render::announcement(incident, page))
+                    .await?;
                 Ok(JobOutcome::none())
             }
             None => Ok(JobOutcome::none()),
@@ -141,14 +146,14 @@ pub async fn perform(
             match &incident.kickoff_ref {
                 Some(ts) => {
                     slack
-                        .update(&room.id, ts, kickoff_content(incident))
+                        .update(&room.id, ts, kickoff_content(incident, page))
                         .await?;
                     Ok(JobOutcome::none())
                 }
                 // No kickoff is known: it gave up, or a post that reached Slack was never
                 // recorded (its job was superseded by this one, say). Always look first.
                 None => {
-                    let ts = post_kickoff(slack, &room.id, incident, true).await?;
+                    let ts = post_kickoff(slack, &room.id, incident, page, true).await?;
                     Ok(JobOutcome::none().with(JobChange::KickoffRef(ts)))
                 }
             }
@@ -156,14 +161,17 @@ pub async fn perform(
         Effect::PostStatusUpdate { text, by } => {
             let room = war_room(incident)?;
             slack
-                .post(&room.id, render::status_update(incident, text, by))
+                .post(&room.id, render::status_update(incident, text, by, page))
                 .await?;
             Ok(JobOutcome::none())
         }
         Effect::AnnounceStatusUpdate { text, by } => match &ctx.config.slack.announce_channel {
             Some(channel) => {
                 slack
-                    .post(channel, render::status_announcement(incident, text, by))
+                    .post(
+                        channel,
+                        render::status_announcement(incident, text, by, page),
+                    )
                     .await?;
                 Ok(JobOutcome::none())
             }
@@ -296,6 +304,8 @@ pub async fn perform(
             let window = (*due_at - *started_at).to_std().unwrap_or_default();
             let content = render::monitoring_summary(incident, version, window, failures);
             slack.post(&room.id, content).await?;
+            // The version is a health endpoint's text: it names nobody.
+            let version = crate::core::inert(version);
             let text = if failures == 0 {
                 format!(
                     "Fix held: healthy for {} since {version}, 0 failed checks",
@@ -323,7 +333,7 @@ pub async fn perform(
                 (None, Some(room)) => (room.id.clone(), format!("#{}", room.name)),
                 (None, None) => return Err(JobError::retry("no war room yet")),
             };
-            slack.post(&channel, render::document(&text)).await?;
+            slack.post(&channel, render::document(&text, page)).await?;
             Ok(published(
                 incident,
                 now,
@@ -496,9 +506,9 @@ async fn own_war_room(
 }
 
 /// The kickoff as posted or updated: the rendered message with its metadata.
-fn kickoff_content(incident: &Incident) -> SlackMessageContent {
+fn kickoff_content(incident: &Incident, page: Option<&str>) -> SlackMessageContent {
     let payload = std::collections::HashMap::from([("incident".to_string(), incident.key())]);
-    render::kickoff(incident).with_metadata(
+    render::kickoff(incident, page).with_metadata(
         SlackMessageMetadata::new(KICKOFF_EVENT.to_string()).with_event_payload(payload),
     )
 }
@@ -511,9 +521,10 @@ async fn post_kickoff(
     slack: &SlackApi,
     room: &str,
     incident: &Incident,
+    page: Option<&str>,
     look_first: bool,
 ) -> Result<String, JobError> {
-    let content = kickoff_content(incident);
+    let content = kickoff_content(incident, page);
     if look_first {
         match slack
             .find_posted(room, KICKOFF_EVENT, "incident", &incident.key())
@@ -566,54 +577,119 @@ async fn reply(
     }
 }
 
-/// The job kind of plain replies (texts sent in order to one reply address).
+/// The job kind of plain replies: one job per reply, each waiting for the one before it, so
+/// replies arrive in order and a retry resumes after the replies already delivered.
 pub const REPLY_JOB: &str = "slack_reply";
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct ReplyJob {
     reply_to: String,
+    /// One text (jobs enqueued before replies were chained may hold several).
     texts: Vec<String>,
+    /// Where a retry goes once this reply has used its share of the `response_url`'s posts:
+    /// `ephemeral:<channel>:<user>` for the same person.
+    #[serde(default)]
+    fallback: Option<String>,
+    /// How many replies of the chain go to `reply_to` (they share its 5 posts).
+    #[serde(default)]
+    parts: usize,
 }
 
-/// Enqueues replies (already mrkdwn) to a reply address, sent in order by one job.
+/// Whether a reply address is a `response_url` (which takes at most 5 posts).
+fn is_response_url(reply_to: &str) -> bool {
+    !reply_to.starts_with("ephemeral:")
+}
+
+/// Enqueues replies (already mrkdwn) to a reply address, sent in order.
 pub async fn enqueue_replies(
     ctx: &AppContext,
     reply_to: &str,
     texts: Vec<String>,
 ) -> Result<(), crate::store::StoreError> {
-    let payload = serde_json::to_string(&ReplyJob {
-        reply_to: reply_to.to_string(),
-        texts,
-    })
-    .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+    enqueue_replies_or(ctx, reply_to, None, texts).await
+}
+
+/// Enqueues replies (already mrkdwn) to a reply address, sent in order: one job per reply,
+/// chained, all enqueued together. A `response_url` takes 5 posts in all, so its replies
+/// share them: a reply whose earlier attempt may have been delivered is retried through
+/// `fallback` (an [`ephemeral_target`]) when its share is used, and replies that would need
+/// more than 5 posts all go through `fallback` (without one, only the first 5 are sent).
+pub async fn enqueue_replies_or(
+    ctx: &AppContext,
+    reply_to: &str,
+    fallback: Option<&str>,
+    mut texts: Vec<String>,
+) -> Result<(), crate::store::StoreError> {
+    let mut reply_to = reply_to;
+    if is_response_url(reply_to) && texts.len() > super::limits::RESPONSE_URL_POSTS {
+        match fallback {
+            Some(f) => reply_to = f,
+            None => {
+                tracing::warn!(
+                    replies = texts.len(),
+                    "a response_url takes 5 posts: the other replies are dropped"
+                );
+                texts.truncate(super::limits::RESPONSE_URL_POSTS);
+            }
+        }
+    }
     let now = ctx.clock.now();
-    let mut conn = ctx.store.acquire().await?;
-    crate::store::enqueue(
-        &mut conn,
-        &crate::store::NewJob {
-            kind: REPLY_JOB.into(),
-            incident: None,
-            payload,
-            run_at: now,
-            blocked_by: None,
-            dedup_key: None,
-            coalesce_key: None,
-        },
-        now,
-    )
-    .await?;
+    let parts = texts.len();
+    let mut tx = ctx.store.begin().await?;
+    let mut previous = None;
+    for text in texts {
+        let payload = serde_json::to_string(&ReplyJob {
+            reply_to: reply_to.to_string(),
+            texts: vec![text],
+            fallback: fallback.filter(|f| *f != reply_to).map(str::to_string),
+            parts,
+        })
+        .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+        previous = crate::store::enqueue(
+            &mut tx,
+            &crate::store::NewJob {
+                kind: REPLY_JOB.into(),
+                incident: None,
+                payload,
+                run_at: now,
+                blocked_by: previous,
+                dedup_key: None,
+                coalesce_key: None,
+            },
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
     ctx.wake.notify_waiters();
     Ok(())
 }
 
-/// Runs a reply job.
-pub async fn send_replies(ctx: &AppContext, payload: &str) -> Result<JobOutcome, JobError> {
+/// Runs a reply job; `attempt` counts its runs, this one included. Every run may have posted
+/// (a run counts before it starts), so a reply to a `response_url` posts there at most its
+/// share of the 5 times, then through its fallback, or gives up.
+pub async fn send_replies(
+    ctx: &AppContext,
+    payload: &str,
+    attempt: i64,
+) -> Result<JobOutcome, JobError> {
     let slack = api(ctx)?;
     let job: ReplyJob = serde_json::from_str(payload)
         .map_err(|e| JobError::fatal(format!("unreadable reply job: {e}")))?;
+    let parts = job.parts.max(job.texts.len()).max(1);
+    let share = super::limits::RESPONSE_URL_POSTS / parts;
+    let target = if !is_response_url(&job.reply_to) || attempt <= share as i64 {
+        &job.reply_to
+    } else if let Some(fallback) = &job.fallback {
+        fallback
+    } else {
+        return Err(JobError::fatal(
+            "the response_url has taken its share of Slack's 5 posts",
+        ));
+    };
     for text in job.texts {
         let content = slack_morphism::prelude::SlackMessageContent::new().with_text(text);
-        reply(slack, &job.reply_to, content).await?;
+        reply(slack, target, content).await?;
     }
     Ok(JobOutcome::none())
 }

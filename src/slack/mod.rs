@@ -238,8 +238,9 @@ fn command_failed(command: &str, e: CommandError) -> Response {
 }
 
 /// `/incident timeline`: the first part in the answer, the rest as follow-up replies, in order
-/// by one job: through the `response_url` when it takes them all (5 posts at most), else
-/// through `chat.postEphemeral` to the same person in the war room.
+/// (one chained job each): through the `response_url` when it takes them all (5 posts at
+/// most), else, or for a retry past its share, through `chat.postEphemeral` to the same person
+/// in the war room.
 async fn timeline(state: &AppState, cmd: &SlashCommand, name: &str) -> Result<Response, AppError> {
     let found =
         commands::incident_with_timeline(&state.ctx, IncidentRef::WarRoom(cmd.channel_id.clone()))
@@ -249,16 +250,19 @@ async fn timeline(state: &AppState, cmd: &SlashCommand, name: &str) -> Result<Re
         Ok(None) => return Ok(ephemeral(render::not_a_war_room(name))),
         Err(e) => return Ok(command_failed(name, e)),
     };
-    let mut chunks = render::timeline(&incident, &events, TIMELINE_CHUNK).into_iter();
+    let page = crate::resolution::links(&state.ctx, &incident).incident_page;
+    let mut chunks =
+        render::timeline(&incident, &events, TIMELINE_CHUNK, page.as_deref()).into_iter();
     let first = chunks.next().unwrap_or_default();
     let rest: Vec<String> = chunks.collect();
     if !rest.is_empty() {
+        let fallback = effects::ephemeral_target(&cmd.channel_id, &cmd.user_id);
         let reply_to = cmd
             .response_url
             .clone()
             .filter(|u| !u.is_empty() && rest.len() <= limits::RESPONSE_URL_POSTS)
-            .unwrap_or_else(|| effects::ephemeral_target(&cmd.channel_id, &cmd.user_id));
-        effects::enqueue_replies(&state.ctx, &reply_to, rest)
+            .unwrap_or_else(|| fallback.clone());
+        effects::enqueue_replies_or(&state.ctx, &reply_to, Some(&fallback), rest)
             .await
             .map_err(internal)?;
     }

@@ -49,20 +49,57 @@ fn text_with_button(text: String, button: SlackBlockButtonElement) -> SlackMessa
 
 /// A mrkdwn section, its text cut to Slack's 3,000 characters.
 fn section(text: &str) -> SlackBlock {
+    section_more(text, None)
+}
+
+/// A mrkdwn section of user text, cut to Slack's 3,000 characters with [`cut`].
+fn section_more(text: &str, page: Option<&str>) -> SlackBlock {
     SlackSectionBlock::new()
-        .with_text(md!(truncate(text, limits::SECTION_TEXT)))
+        .with_text(md!(cut(text, limits::SECTION_TEXT, page)))
         .into()
 }
 
 /// A plain-text message, cut to the 4,000 characters Slack advises.
 fn plain(text: String) -> SlackMessageContent {
-    fit_message(SlackMessageContent::new().with_text(text))
+    plain_more(text, None)
+}
+
+/// A plain-text message of user text, cut to the 4,000 characters Slack advises with [`cut`].
+fn plain_more(text: String, page: Option<&str>) -> SlackMessageContent {
+    fit_message(SlackMessageContent::new().with_text(cut(&text, limits::TEXT_ADVISED, page)))
+}
+
+/// The label of the link that ends a cut text.
+pub const MORE_LABEL: &str = "more on the incident page";
+
+/// Shortens mrkdwn to `max` characters like [`truncate`], ending with the ellipsis and, when
+/// `page` (the incident's web page, with its token) is known, a link to it where the reader
+/// finds the whole text. The link counts within `max`; a page address too long to leave room
+/// for the text is left out.
+pub fn cut(text: &str, max: usize, page: Option<&str>) -> String {
+    let tail = match page {
+        Some(url) => format!("{} <{}|{MORE_LABEL}>", limits::ELLIPSIS, link_target(url)),
+        None => limits::ELLIPSIS.to_string(),
+    };
+    if tail.chars().count() > max / 2 {
+        return truncate(text, max);
+    }
+    limits::truncate_with(text, max, &tail)
+}
+
+/// A URL as the target of a mrkdwn link: `&` escaped, and the characters that would end the
+/// link (`<`, `>`, `|`) percent-encoded.
+fn link_target(url: &str) -> String {
+    url.replace('&', "&amp;")
+        .replace('<', "%3C")
+        .replace('>', "%3E")
+        .replace('|', "%7C")
 }
 
 /// A long mrkdwn document posted as one message (the internal announcement): kept whole up to
-/// the 40,000 characters Slack takes, cut with an ellipsis past that.
-pub fn document(text: &str) -> SlackMessageContent {
-    SlackMessageContent::new().with_text(truncate(text, limits::TEXT))
+/// the 40,000 characters Slack takes, cut past that with [`cut`].
+pub fn document(text: &str, page: Option<&str>) -> SlackMessageContent {
+    SlackMessageContent::new().with_text(cut(text, limits::TEXT, page))
 }
 
 /// Text warroom wrote for the war room (deploys, health, rollbacks): escaped, with the people
@@ -135,8 +172,9 @@ pub fn topic(incident: &Incident) -> String {
     truncate(&text, limits::TOPIC)
 }
 
-/// The kickoff message: summary, roles, checklist with a button per item, Acknowledge.
-pub fn kickoff(incident: &Incident) -> SlackMessageContent {
+/// The kickoff message: summary, roles, checklist with a button per item, Acknowledge. `page`
+/// is the incident's web page, linked where user text is cut.
+pub fn kickoff(incident: &Incident, page: Option<&str>) -> SlackMessageContent {
     let mut blocks: Vec<SlackBlock> = Vec::new();
     let headline = format!(
         "{} *{} · {} · {}*",
@@ -162,7 +200,7 @@ pub fn kickoff(incident: &Incident) -> SlackMessageContent {
         ));
     }
     // The description is quoted last: a long one is cut, never the facts above it.
-    blocks.push(section(&summary));
+    blocks.push(section_more(&summary, page));
 
     let mut deploy_lines = Vec::new();
     if !incident.versions_at_open.is_empty() {
@@ -190,7 +228,7 @@ pub fn kickoff(incident: &Incident) -> SlackMessageContent {
         deploy_lines.push(format!(":rocket: *Fix deployed* at {}", clock(at)));
     }
     if !deploy_lines.is_empty() {
-        blocks.push(section(&deploy_lines.join("\n")));
+        blocks.push(section_more(&deploy_lines.join("\n"), page));
     }
     let roles = Role::ALL
         .iter()
@@ -256,16 +294,17 @@ pub fn kickoff(incident: &Incident) -> SlackMessageContent {
         );
     }
     if !rest.is_empty() {
-        blocks.push(section(&rest.join("\n")));
+        blocks.push(section_more(&rest.join("\n"), page));
     }
     blocks.push(SlackDividerBlock::new().into());
     if let (Some(at), Some(r)) = (incident.resolved_at, &incident.resolution) {
-        blocks.push(section(&format!(
+        let resolved = format!(
             ":white_check_mark: *Resolved* by {} at {}: {}",
             user(&r.resolved_by),
             clock(at),
             escape(&r.summary)
-        )));
+        );
+        blocks.push(section_more(&resolved, page));
     }
     match &incident.acknowledged {
         Some(ack) => blocks.push(
@@ -311,7 +350,7 @@ pub fn kickoff(incident: &Incident) -> SlackMessageContent {
 }
 
 /// The announcement of a new incident, for the announce channel.
-pub fn announcement(incident: &Incident) -> SlackMessageContent {
+pub fn announcement(incident: &Incident, page: Option<&str>) -> SlackMessageContent {
     let text = format!(
         "{} *{} incident declared: {} · {}*\nDeclared by {} · war room {} · {}",
         severity_emoji(incident),
@@ -324,8 +363,8 @@ pub fn announcement(incident: &Incident) -> SlackMessageContent {
     );
     fit_message(
         SlackMessageContent::new()
-            .with_text(text.clone())
-            .with_blocks(vec![section(&text)]),
+            .with_text(cut(&text, limits::TEXT_ADVISED, page))
+            .with_blocks(vec![section_more(&text, page)]),
     )
 }
 
@@ -468,8 +507,13 @@ pub fn core_text(text: &str) -> String {
     out
 }
 
-/// A status update, as posted in the war room.
-pub fn status_update(incident: &Incident, text: &str, by: &str) -> SlackMessageContent {
+/// A status update, as posted in the war room (`page`: see [`cut`]).
+pub fn status_update(
+    incident: &Incident,
+    text: &str,
+    by: &str,
+    page: Option<&str>,
+) -> SlackMessageContent {
     let body = format!(
         ":mega: *Status update* on {} ({} · {}) from {}\n{}",
         incident.key(),
@@ -478,30 +522,40 @@ pub fn status_update(incident: &Incident, text: &str, by: &str) -> SlackMessageC
         user(by),
         escape(text)
     );
-    plain(body)
+    plain_more(body, page)
 }
 
-/// A status update of a P0/P1, as repeated in the announce channel.
-pub fn status_announcement(incident: &Incident, text: &str, by: &str) -> SlackMessageContent {
-    let body = format!(
-        ":mega: *{} {} update:* {}\n{}\n_from {} · status {} · war room {}_",
+/// A status update of a P0/P1, as repeated in the announce channel (`page`: see [`cut`]).
+pub fn status_announcement(
+    incident: &Incident,
+    text: &str,
+    by: &str,
+    page: Option<&str>,
+) -> SlackMessageContent {
+    let head = format!(
+        ":mega: *{} {} update:* {}\n",
         incident.key(),
         incident.severity,
         escape(&incident.title),
-        escape(text),
+    );
+    let foot = format!(
+        "\n_from {} · status {} · war room {}_",
         user(by),
         incident.status,
         war_room_link(incident)
     );
-    plain(body)
+    // A long update is cut, never the footer after it.
+    let room = limits::TEXT_ADVISED.saturating_sub(head.chars().count() + foot.chars().count());
+    plain(format!("{head}{}{foot}", cut(&escape(text), room, page)))
 }
 
 /// `/incident timeline`: the whole timeline in UTC with actors, split into messages of at most
-/// `max_chars` characters each.
+/// `max_chars` characters each; a line longer than that is cut (`page`: see [`cut`]).
 pub fn timeline(
     incident: &Incident,
     events: &[crate::core::TimelineEvent],
     max_chars: usize,
+    page: Option<&str>,
 ) -> Vec<String> {
     let mut lines = vec![format!(
         "*Timeline of {} · {} · {}* ({} events, times in UTC)",
@@ -526,7 +580,7 @@ pub fn timeline(
     let mut chunks: Vec<String> = Vec::new();
     let mut current = String::new();
     for line in lines {
-        let line = truncate(&line, max_chars.saturating_sub(1));
+        let line = cut(&line, max_chars.saturating_sub(1), page);
         if !current.is_empty() && current.chars().count() + line.chars().count() + 1 > max_chars {
             chunks.push(std::mem::take(&mut current));
         }
@@ -853,14 +907,8 @@ mod tests {
         }
     }
 
-    fn valid(content: &SlackMessageContent) -> serde_json::Value {
-        let value = serde_json::to_value(content).unwrap_or_default();
-        assert_eq!(limits::check_message(&value), Ok(()), "{value}");
-        value
-    }
-
-    #[test]
-    fn every_render_fits_slack_limits() {
+    /// [`oversized_incident`], resolved with a summary too long for one section.
+    fn resolved_oversized_incident() -> Incident {
         let mut incident = oversized_incident();
         incident.resolved_at = Some(incident.declared_at);
         incident.resolution = Some(crate::core::Resolution {
@@ -868,18 +916,36 @@ mod tests {
             resolved_by: "U0BOB".into(),
             ..Default::default()
         });
-        let kickoff = valid(&kickoff(&incident));
-        let blocks = kickoff["blocks"].as_array().cloned().unwrap_or_default();
-        let text = kickoff["blocks"].to_string();
-        assert!(text.contains("step 60 "), "every item is listed");
-        assert!(text.contains("checklist-30"), "items keep their buttons");
-        assert!(text.contains("*Resolved* by <@U0BOB>"));
-        assert!(blocks.len() <= limits::MESSAGE_BLOCKS);
+        incident
+    }
+
+    fn valid(content: &SlackMessageContent) -> serde_json::Value {
+        let value = serde_json::to_value(content).unwrap_or_default();
+        assert_eq!(limits::check_message(&value), Ok(()), "{value}");
+        value
+    }
+
+    const PAGE: &str = "https://warroom.test/incidents/7?token=0123abcd";
+    const LINK: &str =
+        "… <https://warroom.test/incidents/7?token=0123abcd|more on the incident page>";
+
+    #[test]
+    fn every_render_fits_slack_limits() {
+        let incident = resolved_oversized_incident();
         let long = "a & <b> ".repeat(1000);
-        valid(&announcement(&incident));
+        for page in [None, Some(PAGE)] {
+            let kickoff = valid(&kickoff(&incident, page));
+            let blocks = kickoff["blocks"].as_array().cloned().unwrap_or_default();
+            let text = kickoff["blocks"].to_string();
+            assert!(text.contains("step 60 "), "every item is listed");
+            assert!(text.contains("checklist-30"), "items keep their buttons");
+            assert!(text.contains("*Resolved* by <@U0BOB>"));
+            assert!(blocks.len() <= limits::MESSAGE_BLOCKS);
+            valid(&announcement(&incident, page));
+            valid(&status_update(&incident, &long, "U0BOB", page));
+            valid(&status_announcement(&incident, &long, "U0BOB", page));
+        }
         valid(&page_dm(&incident, 0));
-        valid(&status_update(&incident, &long, "U0BOB"));
-        valid(&status_announcement(&incident, &long, "U0BOB"));
         valid(&draft("Status page", &long, &long, &long));
         valid(&direct_page(&incident, &long));
         valid(&monitoring_summary(
@@ -897,14 +963,108 @@ mod tests {
         }
     }
 
+    /// The texts of a message: `text` and every section's.
+    fn texts(value: &serde_json::Value) -> Vec<String> {
+        let blocks = value["blocks"].as_array().cloned().unwrap_or_default();
+        std::iter::once(value["text"].clone())
+            .chain(blocks.iter().map(|b| b["text"]["text"].clone()))
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn cut_user_text_links_to_the_incident_page() {
+        let incident = resolved_oversized_incident();
+        let long = "a & <b> ".repeat(1000);
+        let kickoff = texts(&valid(&kickoff(&incident, Some(PAGE))));
+        let cut_ones: Vec<&String> = kickoff.iter().filter(|t| t.contains('…')).collect();
+        assert!(
+            cut_ones.iter().any(|t| t.contains("a &amp; b &lt;c&gt;")),
+            "the description is cut: {kickoff:#?}"
+        );
+        assert!(
+            cut_ones.iter().any(|t| t.contains("*Resolved* by")),
+            "the resolution is cut: {kickoff:#?}"
+        );
+        for text in cut_ones {
+            assert!(text.ends_with(LINK), "{text}");
+            assert!(text.chars().count() <= limits::SECTION_TEXT);
+        }
+        let update = valid(&status_update(&incident, &long, "U0BOB", Some(PAGE)));
+        let update = update["text"].as_str().unwrap_or_default();
+        assert!(update.ends_with(LINK), "{update}");
+        let n = update.chars().count();
+        assert!(
+            n <= limits::TEXT_ADVISED && n > limits::TEXT_ADVISED - 10,
+            "{n}"
+        );
+        let announced = valid(&status_announcement(&incident, &long, "U0BOB", Some(PAGE)));
+        let announced = announced["text"].as_str().unwrap_or_default();
+        let (quoted, footer) = announced.rsplit_once('\n').unwrap_or_default();
+        assert!(quoted.ends_with(LINK), "{quoted}");
+        assert!(footer.starts_with("_from <@U0BOB>"), "{footer}");
+        assert!(announced.chars().count() <= limits::TEXT_ADVISED);
+        // Without a public URL: the ellipsis alone.
+        let plain = valid(&status_update(&incident, &long, "U0BOB", None));
+        let plain = plain["text"].as_str().unwrap_or_default();
+        assert!(
+            plain.ends_with("&lt;b&gt;…") || plain.ends_with('…'),
+            "{plain}"
+        );
+        assert!(!plain.contains("incident page"));
+        // A timeline line too long for one message.
+        let event = crate::core::TimelineEvent::new(
+            incident.declared_at,
+            Some("U0BOB"),
+            crate::core::TimelineKind::Note,
+            long.clone(),
+        );
+        let parts = timeline(&incident, &[event], 3500, Some(PAGE));
+        let line = parts.last().cloned().unwrap_or_default();
+        assert!(
+            line.ends_with(LINK) && line.chars().count() < 3500,
+            "{line}"
+        );
+        // Short text is never cut.
+        let short = status_update(&incident, "all good", "U0BOB", Some(PAGE));
+        assert!(!texts(&valid(&short)).concat().contains("incident page"));
+    }
+
+    #[test]
+    fn the_link_fits_within_the_limit_and_breaks_no_markup() {
+        for max in [60, 80, 120, 200] {
+            let text = cut(&"x &amp; <@U1> y ".repeat(50), max, Some(PAGE));
+            assert!(text.chars().count() <= max, "{max}: {text}");
+            assert_eq!(
+                text.matches('<').count(),
+                text.matches('>').count(),
+                "{text}"
+            );
+        }
+        // A page address too long to leave room for the text: the ellipsis alone.
+        assert_eq!(cut("abcdefghij", 8, Some(PAGE)), "abcdefg…");
+        assert_eq!(
+            cut("abcdefghijklmnop", 10, None),
+            truncate("abcdefghijklmnop", 10)
+        );
+        assert_eq!(
+            link_target("https://x.test/a?b=1&c=<2>|"),
+            "https://x.test/a?b=1&amp;c=%3C2%3E%7C"
+        );
+    }
+
     #[test]
     fn documents_keep_to_slacks_hard_limit() {
-        let short = serde_json::to_value(document("*hi* &amp; bye")).unwrap_or_default();
+        let short =
+            serde_json::to_value(document("*hi* &amp; bye", Some(PAGE))).unwrap_or_default();
         assert_eq!(short["text"], "*hi* &amp; bye");
         let long = "&amp;".repeat(10_000);
-        let cut = valid(&document(&long));
+        let cut = valid(&document(&long, None));
         let text = cut["text"].as_str().unwrap_or_default();
         assert!(text.chars().count() <= limits::TEXT && text.ends_with("&amp;…"));
+        let linked = valid(&document(&long, Some(PAGE)));
+        let text = linked["text"].as_str().unwrap_or_default();
+        assert!(text.chars().count() <= limits::TEXT && text.ends_with(&format!("&amp;{LINK}")));
         let posted = valid(&war_room_text(&format!(
             "{} & @U0EVE",
             crate::core::mention("U1")

@@ -14,6 +14,7 @@ crate::on_both_backends!(
     no_polling_without_open_incidents,
     polling_survives_a_restart,
     hotfix_command_checks_its_input,
+    reported_versions_mention_nobody,
 );
 
 const HOTFIX_CONFIG: &str = r#"
@@ -320,4 +321,47 @@ async fn hotfix_command_checks_its_input(backend: Backend) {
         kickoff["blocks"]
     );
     assert_eq!(app.incident(1).await.unwrap().hotfixes.len(), 1);
+}
+
+/// A version is what a health endpoint says, not what warroom says: even one carrying
+/// warroom's own mention mark (U+2063) names nobody, in the war room or in `/incident timeline`.
+async fn reported_versions_mention_nobody(backend: Backend) {
+    let app = spawn(backend).await;
+    let evil = "v2 \u{2063}@U0BOB <@U0BOB> @U0BOB <!channel>";
+    app.slack
+        .set_health("shop", 200, json!({ "version": evil }));
+    let inc = app.open("P1", "checkout errors").await;
+    app.settled().await;
+    app.in_room(&inc, "hotfix https://github.com/acme/shop/pull/9", ALICE)
+        .await;
+    app.slack
+        .set_health("shop", 200, json!({ "version": format!("{evil} fix") }));
+    tick(&app, Duration::from_secs(10)).await;
+    tick(&app, Duration::from_secs(30 * 60)).await;
+    let texts = room_texts(&app, &inc.room);
+    assert!(
+        texts.iter().any(|t| t.contains("Fix deployed")),
+        "{texts:#?}"
+    );
+    assert!(texts.iter().any(|t| t.contains("fix held")), "{texts:#?}");
+    let timeline = app.in_room(&inc, "timeline", ALICE).await.text();
+    assert!(timeline.contains("Fix held"), "{timeline}");
+    let kickoff = app.slack.message(&inc.room, &inc.kickoff_ts).unwrap();
+    let everything = texts
+        .iter()
+        .chain([&timeline, &kickoff.to_string()])
+        .cloned()
+        .collect::<Vec<_>>();
+    for text in &everything {
+        assert!(
+            !text.contains("<@U0BOB") && !text.contains("<!channel"),
+            "a reported version became a mention: {text}"
+        );
+        assert!(!text.contains('\u{2063}'), "{text}");
+    }
+    let stored = app.timeline(1).await;
+    assert!(
+        stored.iter().all(|e| !e.text.contains("\u{2063}@U0BOB")),
+        "{stored:#?}"
+    );
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::helpers::*;
 use warroom::core::{Change, Status, TimelineKind};
-use warroom::emulator::{CallKind, SlackEmulator};
+use warroom::emulator::{CallKind, SlackEmulator, StallPoint};
 
 crate::on_both_backends!(
     war_room_commands_are_recorded_and_posted,
@@ -21,6 +21,8 @@ crate::on_both_backends!(
     long_declarations_still_get_a_kickoff,
     long_resolution_summaries_fit_the_kickoff,
     very_long_timelines_arrive_whole,
+    cut_texts_link_to_the_incident_page,
+    a_retried_timeline_reply_resumes_where_it_stopped,
     user_text_never_becomes_a_mention,
     long_resolutions_are_announced,
     retried_kickoff_is_posted_once,
@@ -666,6 +668,33 @@ fn nothing_refused(slack: &SlackEmulator) {
     assert!(refused.is_empty(), "Slack refused: {refused:#?}");
 }
 
+/// `text` was cut to fit, and ends with an ellipsis and a link to incident `n`'s web page (with
+/// the token that opens it), within the limit.
+fn ends_with_page_link(app: &TestApp, text: &str, n: i64) {
+    let path = format!("/incidents/{n}");
+    let link = format!(
+        "… <https://warroom.acme.test{path}?token={}|",
+        warroom::web::link_token(&app.ctx, &path)
+    );
+    let at = text
+        .rfind(&link)
+        .unwrap_or_else(|| panic!("no ellipsis and page link at the end of: …{}", tail(text)));
+    let label = &text[at + link.len()..];
+    assert!(
+        label.len() > 1
+            && label.ends_with('>')
+            && !label[..label.len() - 1].contains(['<', '>', '|', '\n']),
+        "the link ends the text: …{}",
+        tail(text)
+    );
+    well_formed(text);
+}
+
+fn tail(text: &str) -> String {
+    let n = text.chars().count();
+    text.chars().skip(n.saturating_sub(200)).collect()
+}
+
 /// `text` mrkdwn cut by warroom must not end inside an escape or a link.
 fn well_formed(text: &str) {
     for (i, _) in text.match_indices('<') {
@@ -734,6 +763,7 @@ async fn long_declarations_still_get_a_kickoff(backend: Backend) {
         .find(|t| t.contains("502s &amp; &lt;timeouts&gt;"))
         .unwrap_or_else(|| panic!("the description is quoted: {texts:#?}"));
     assert!(quoted.contains('…'), "cut with an ellipsis");
+    ends_with_page_link(&app, quoted, 1);
     texts.iter().for_each(|t| well_formed(t));
     let topic = app
         .slack
@@ -774,6 +804,7 @@ async fn long_resolution_summaries_fit_the_kickoff(backend: Backend) {
         resolved.contains("<@U0ALICE>") && resolved.contains('…'),
         "{resolved}"
     );
+    ends_with_page_link(&app, &resolved, 1);
     well_formed(&resolved);
 }
 
@@ -820,6 +851,162 @@ async fn very_long_timelines_arrive_whole(backend: Backend) {
         assert!(text.chars().count() <= 4000, "{}", text.chars().count());
         well_formed(text);
     }
+}
+
+/// `/incident timeline` follow-ups to a `response_url`: the process loses the second post's
+/// answer (Slack took it) and the job is run again. It goes on after what was delivered — the
+/// first part is never posted again — and never posts more than Slack's 5 to one
+/// `response_url`; the whole timeline still arrives.
+async fn a_retried_timeline_reply_resumes_where_it_stopped(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let inc = app.open("P3", "deadline blocker").await;
+    for i in 0..6 {
+        let note = format!("note {i}: {}", "a & b <c> ".repeat(100));
+        app.in_room(&inc, &format!("note {note}"), ALICE).await;
+    }
+    app.settled().await;
+    let url = app.slack.response_url("tl");
+    let target = url
+        .strip_prefix(&format!("{}/", app.slack.base_url()))
+        .expect("a response_url of the emulator")
+        .to_string();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = seen.clone();
+    app.slack
+        .stall_next_where(&target, StallPoint::BeforeAnswering, move |_| {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1
+        });
+    let body = slash_body("timeline", &inc.room, ALICE, &url, "trig-tl");
+    let first = app
+        .post_signed(
+            "/slack/commands",
+            &body,
+            "application/x-www-form-urlencoded",
+        )
+        .await
+        .text();
+    assert!(first.contains("Timeline of INC-1"), "{first}");
+    assert!(
+        app.slack.wait_stalled(&target, PATIENCE).await,
+        "the second follow-up is in flight"
+    );
+    // The worker that sent it is gone (its lease ran out): the job is run again.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let mut conn = app.ctx.store.acquire().await.expect("db");
+        sqlx::query("UPDATE jobs SET lease_until = 0 WHERE state = 'running'")
+            .execute(&mut *conn)
+            .await
+            .expect("expire the lease");
+        drop(conn);
+        app.ctx.wake.notify_waiters();
+        let jobs = app.jobs().await;
+        if jobs
+            .iter()
+            .any(|j| j.kind == "slack_reply" && j.attempts >= 2)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not retried: {jobs:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let texts = |s: &SlackEmulator| -> Vec<String> {
+        let replies = s.responses("tl").into_iter().filter(|c| c.ok());
+        let ephemerals = s.ok_calls("chat.postEphemeral").into_iter();
+        replies
+            .chain(ephemerals)
+            .map(|c| c.params["text"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    app.eventually("the whole timeline", |s| {
+        let all = format!("{first}\n{}", texts(s).join("\n"));
+        (0..6)
+            .all(|i| all.contains(&format!("note {i}:")))
+            .then_some(())
+    })
+    .await;
+    app.slack.release_stalled();
+    app.settled().await;
+    nothing_refused(&app.slack);
+    let posts = app.slack.responses("tl");
+    assert!(
+        posts.len() >= 3,
+        "the follow-ups went to the response_url: {}",
+        posts.len()
+    );
+    assert!(
+        posts.len() <= 5,
+        "{} posts to one response_url",
+        posts.len()
+    );
+    let delivered = texts(&app.slack);
+    let first_part = &posts[0].params["text"];
+    assert_eq!(
+        delivered
+            .iter()
+            .filter(|t| Some(t.as_str()) == first_part.as_str())
+            .count(),
+        1,
+        "the part delivered before the retry is not sent again"
+    );
+}
+
+/// A status update, its announcement and a timeline line cut to fit end with a link to the
+/// incident's page, where the whole text is.
+async fn cut_texts_link_to_the_incident_page(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let inc = app.open("P1", "payments down").await;
+    let long: String = "retrying & <queue> "
+        .repeat(200)
+        .chars()
+        .take(3000)
+        .collect();
+    app.in_room(&inc, &format!("status {long}"), ALICE).await;
+    app.in_room(&inc, &format!("note {long}"), ALICE).await;
+    app.settled().await;
+    let in_room = app
+        .slack
+        .posts_to(&inc.room)
+        .into_iter()
+        .find(|c| c.params["text"].to_string().contains("Status update"))
+        .expect("the status update");
+    ends_with_page_link(&app, in_room.param_str("text").unwrap_or_default(), 1);
+    let announced = app
+        .slack
+        .posts_to(ANNOUNCE)
+        .into_iter()
+        .find(|c| c.params["text"].to_string().contains("update:"))
+        .expect("the status announcement");
+    let announced = announced.param_str("text").unwrap_or_default();
+    let (update, footer) = announced.rsplit_once('\n').unwrap_or_default();
+    assert!(footer.contains("war room <#"), "the footer stays: {footer}");
+    ends_with_page_link(&app, update, 1);
+    let first = app.in_room(&inc, "timeline", ALICE).await.text();
+    let all = app
+        .eventually("the timeline", |s| {
+            let rest: Vec<String> = s
+                .responses("room")
+                .into_iter()
+                .chain(s.ok_calls("chat.postEphemeral"))
+                .filter_map(|c| c.param_str("text").map(str::to_string))
+                .filter(|t| t.contains("Timeline") || t.contains("retrying"))
+                .collect();
+            let all = format!("{first}\n{}", rest.join("\n"));
+            (all.matches("retrying &amp;").count() >= 2).then_some(all)
+        })
+        .await;
+    let cut: Vec<&str> = all
+        .lines()
+        .filter(|l| l.contains("retrying &amp;") && l.chars().count() > 3000)
+        .collect();
+    assert!(!cut.is_empty(), "long timeline lines: {all}");
+    for line in cut {
+        ends_with_page_link(&app, line, 1);
+    }
+    nothing_refused(&app.slack);
 }
 
 async fn user_text_never_becomes_a_mention(backend: Backend) {
