@@ -17,6 +17,32 @@ use warroom::paging::channels::PagingSettings;
 use warroom::paging::smtp_sink::SmtpSink;
 use warroom::store::{self, JobRecord};
 
+/// Generates `sqlite::<test>` and `postgres::<test>` for each `async fn <test>(Backend)`; the
+/// PostgreSQL ones run when `WARROOM_TEST_POSTGRES_URL` was set at build time (`cfg(warroom_pg)`,
+/// see build.rs) and are reported as ignored otherwise. Shared by the API and crash suites.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(not(warroom_pg), ignore = "PostgreSQL variant skipped: set WARROOM_TEST_POSTGRES_URL at build time to run it")]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
 pub const SIGNING_SECRET: &str = "test-signing-secret";
 pub const BOT_TOKEN: &str = "xoxb-test";
 pub const GENERAL: &str = "C0GENERAL";
