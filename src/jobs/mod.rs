@@ -29,11 +29,13 @@ pub const STUCK_AFTER: Duration = Duration::from_secs(15 * 60);
 /// Retryable failures before a job is given up (see [`ESSENTIAL`] for the exceptions).
 pub const MAX_ATTEMPTS: i64 = 40;
 /// Job kinds that are never given up while their incident is open: without them nobody is
-/// brought into the response.
+/// brought into the response. `update_kickoff` is one because it carries the kickoff when it
+/// supersedes a `post_kickoff` that was running (it posts the kickoff when none is known).
 pub const ESSENTIAL: &[&str] = &[
     "create_war_room",
     "invite_to_war_room",
     "post_kickoff",
+    "update_kickoff",
     "page",
 ];
 
@@ -398,7 +400,8 @@ async fn record_outcome(
             let wait = after.unwrap_or_else(|| backoff(job.attempts));
             let run_at = now + chrono::Duration::from_std(wait).unwrap_or_default();
             tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, ?wait, %reason, "job will be retried");
-            if job.attempts == 1 {
+            // Keyed by the job, so said once; not only on attempt 1, which may have been lost.
+            if job.kind == "page" {
                 note_failing_delivery(ctx, job, &reason, now).await;
             }
             let retried = store::retry_job(&ctx.store, job, run_at, &reason, now).await;
@@ -524,7 +527,7 @@ async fn finish(
     Ok(true)
 }
 
-/// A page that fails is visible on the timeline at once (its retries continue).
+/// A page that fails is visible on the timeline at once, once per page (its retries continue).
 async fn note_failing_delivery(
     ctx: &AppContext,
     job: &ClaimedJob,

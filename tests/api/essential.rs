@@ -15,6 +15,8 @@ crate::on_both_backends!(
     a_failing_war_room_is_retried_past_the_cap_and_reported_once,
     a_war_room_whose_attempts_never_finish_is_reported_at_claim_once,
     a_job_reclaimed_after_a_crash_runs_as_a_retry,
+    a_kickoff_carried_by_its_update_never_gives_up,
+    a_page_failing_after_a_lost_attempt_is_on_the_timeline,
 );
 
 async fn a_failing_war_room_is_retried_past_the_cap_and_reported_once(backend: Backend) {
@@ -123,12 +125,12 @@ async fn run_jobs(app: &TestApp) {
     panic!("jobs kept coming: {:#?}", app.jobs().await);
 }
 
-/// Makes the last attempt of the job of `kind` look lost with its worker: running, its lease
-/// expired (`lease_until` is Unix milliseconds by the database's clock).
-async fn lose_attempt(app: &TestApp, kind: &str) {
+/// Makes the last attempt of job `id` look lost with its worker: running, its lease expired
+/// (`lease_until` is Unix milliseconds by the database's clock).
+async fn lose_attempt(app: &TestApp, id: i64) {
     let mut conn = app.ctx.store.acquire().await.unwrap();
-    sqlx::query("UPDATE jobs SET state = 'running', lease_until = 0 WHERE kind = $1")
-        .bind(kind)
+    sqlx::query("UPDATE jobs SET state = 'running', lease_until = 0 WHERE id = $1")
+        .bind(id)
         .execute(&mut *conn)
         .await
         .unwrap();
@@ -156,7 +158,7 @@ async fn a_war_room_whose_attempts_never_finish_is_reported_at_claim_once(backen
     );
     for round in 1..=3 {
         assert_eq!(stuck(&app.jobs().await), 0, "round {round}");
-        lose_attempt(&app, "create_war_room").await;
+        lose_attempt(&app, job_of(&app, "create_war_room").await.id).await;
         app.clock.advance(Duration::from_secs(5 * 60));
         let claimed = jobs::claim(&app.ctx, 10).await.unwrap();
         assert!(
@@ -185,7 +187,7 @@ async fn a_war_room_whose_attempts_never_finish_is_reported_at_claim_once(backen
         alarm[0]
     );
     // Lost again and claimed again: no second alarm.
-    lose_attempt(&app, "create_war_room").await;
+    lose_attempt(&app, job_of(&app, "create_war_room").await.id).await;
     app.clock.advance(Duration::from_secs(60));
     jobs::claim(&app.ctx, 10).await.unwrap();
     assert_eq!(stuck(&app.jobs().await), 1);
@@ -220,7 +222,7 @@ async fn a_job_reclaimed_after_a_crash_runs_as_a_retry(backend: Backend) {
         .await
         .unwrap();
     drop(conn);
-    lose_attempt(&app, "post_kickoff").await;
+    lose_attempt(&app, job_of(&app, "post_kickoff").await.id).await;
     let app = app.restart(0).await;
     run_jobs(&app).await;
     let job = app
@@ -239,6 +241,109 @@ async fn a_job_reclaimed_after_a_crash_runs_as_a_retry(backend: Backend) {
         app.incident(1).await.and_then(|i| i.kickoff_ref).as_deref(),
         kickoff[0]["ts"].as_str()
     );
+}
+
+/// The kickoff's post was running when an update of it was enqueued (an ack, say), so the
+/// update superseded it and now carries the kickoff (it posts one when none is known): it is
+/// as essential as the post, and never given up while the incident is open.
+async fn a_kickoff_carried_by_its_update_never_gives_up(backend: Backend) {
+    let app = spawn_app_with(Spawn {
+        workers: 0,
+        ..Spawn::new(backend)
+    })
+    .await;
+    app.slack.fail_until_cleared("chat.postMessage");
+    app.command("open P3 search is slow").await;
+    run_jobs(&app).await;
+    assert_eq!(job_of(&app, "post_kickoff").await.state, "pending");
+    // The post is being tried (running, its lease held) when the update is enqueued.
+    let mut conn = app.ctx.store.acquire().await.unwrap();
+    sqlx::query(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $1 \
+         WHERE kind = 'post_kickoff'",
+    )
+    .bind(i64::MAX / 2)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let added = jobs::enqueue_effects(&mut conn, 1, &[Effect::UpdateKickoff], app.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(added, 1);
+    drop(conn);
+    // That attempt is lost; the update supersedes it and fails on, past the attempt cap.
+    lose_attempt(&app, job_of(&app, "post_kickoff").await.id).await;
+    app.clock.advance(Duration::from_secs(60));
+    run_jobs(&app).await;
+    assert_eq!(job_of(&app, "post_kickoff").await.state, "cancelled");
+    let mut conn = app.ctx.store.acquire().await.unwrap();
+    sqlx::query("UPDATE jobs SET attempts = $1 WHERE kind = 'update_kickoff'")
+        .bind(MAX_ATTEMPTS)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+    app.clock.advance(Duration::from_secs(60));
+    run_jobs(&app).await;
+    let update = job_of(&app, "update_kickoff").await;
+    assert_eq!(
+        (update.state.as_str(), update.attempts),
+        ("pending", MAX_ATTEMPTS + 1),
+        "{update:?}"
+    );
+    // Slack recovers: the update posts the kickoff.
+    app.slack.clear_faults();
+    app.clock.advance(Duration::from_secs(60));
+    run_jobs(&app).await;
+    assert_eq!(job_of(&app, "update_kickoff").await.state, "done");
+    assert!(app.incident(1).await.and_then(|i| i.kickoff_ref).is_some());
+}
+
+/// A page's first attempt died with its worker; its next one fails: the failure is on the
+/// timeline at once all the same (once per page, not once per retry).
+async fn a_page_failing_after_a_lost_attempt_is_on_the_timeline(backend: Backend) {
+    let app = spawn_app_with(Spawn {
+        workers: 0,
+        config: crate::escalation::ESCALATION_CONFIG.to_string(),
+        ..Spawn::new(backend)
+    })
+    .await;
+    app.slack.fail_next("hook/senior", 5);
+    app.command("open P0 cdn errors").await;
+    run_jobs(&app).await;
+    // Step 2 (15m) pages senior; the attempts of its pages are lost with their worker.
+    app.clock.advance(Duration::from_secs(15 * 60));
+    jobs::run_due_jobs(&app.ctx).await.unwrap();
+    let claimed = jobs::claim(&app.ctx, 10).await.unwrap();
+    assert!(
+        claimed
+            .iter()
+            .any(|j| j.kind == "page" && j.payload.contains("webhook")),
+        "the webhook page to senior: {claimed:#?}"
+    );
+    for job in &claimed {
+        lose_attempt(&app, job.id).await;
+    }
+    for _ in 0..3 {
+        app.clock.advance(Duration::from_secs(60));
+        run_jobs(&app).await;
+    }
+    let events = app.timeline(1).await;
+    let failing = events
+        .iter()
+        .filter(|e| e.text.contains("Paging senior by webhook"))
+        .count();
+    assert_eq!(failing, 1, "{events:#?}");
+    assert!(app.slack.hooks("senior").len() >= 3);
+}
+
+/// The job of `kind` (the first, if several).
+async fn job_of(app: &TestApp, kind: &str) -> warroom::store::JobRecord {
+    app.jobs()
+        .await
+        .into_iter()
+        .find(|j| j.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind} job"))
 }
 
 /// `/metrics`, in Prometheus' text format, counts the stuck job of `kind` (the counter is
