@@ -29,11 +29,13 @@ pub const STUCK_AFTER: Duration = Duration::from_secs(15 * 60);
 /// Retryable failures before a job is given up (see [`ESSENTIAL`] for the exceptions).
 pub const MAX_ATTEMPTS: i64 = 40;
 /// Job kinds that are never given up while their incident is open: without them nobody is
-/// brought into the response.
+/// brought into the response. `update_kickoff` is one because it carries the kickoff when it
+/// supersedes a `post_kickoff` that was running (it posts the kickoff when none is known).
 pub const ESSENTIAL: &[&str] = &[
     "create_war_room",
     "invite_to_war_room",
     "post_kickoff",
+    "update_kickoff",
     "page",
 ];
 
@@ -268,9 +270,10 @@ pub async fn run_due_jobs(ctx: &AppContext) -> StoreResult<usize> {
     Ok(n)
 }
 
-/// Claims up to `limit` due jobs; jobs that used up their attempts without ever finishing
-/// (they killed their worker) are failed instead, and said so on their incident's timeline.
-async fn claim(ctx: &AppContext, limit: i64) -> StoreResult<Vec<ClaimedJob>> {
+/// Claims up to `limit` due jobs for this worker (which must run them: [`run_due_jobs`] and
+/// the worker do); jobs that used up their attempts without ever finishing (they killed their
+/// worker) are failed instead, and said so on their incident's timeline.
+pub async fn claim(ctx: &AppContext, limit: i64) -> StoreResult<Vec<ClaimedJob>> {
     let now = ctx.clock.now();
     let (jobs, exhausted) =
         store::claim_jobs(&ctx.store, now, chrono_lease(LEASE), limit, attempt_cap()).await?;
@@ -296,6 +299,15 @@ async fn claim(ctx: &AppContext, limit: i64) -> StoreResult<Vec<ClaimedJob>> {
             if let Err(e) = noted.await {
                 tracing::error!(job = job.id, error = %e, "could not record a job given up");
             }
+        }
+    }
+    // A job that keeps killing its worker (or hanging past its lease) never records a
+    // failure: it is reported when it is claimed again.
+    for job in &jobs {
+        if let Some(since) = job.failing_since {
+            let reason = "an attempt never finished: the worker running it stopped (a crash, a \
+                          kill, or a hang past its lease)";
+            report_if_stuck(ctx, job, since, reason, now).await;
         }
     }
     Ok(jobs)
@@ -388,12 +400,19 @@ async fn record_outcome(
             let wait = after.unwrap_or_else(|| backoff(job.attempts));
             let run_at = now + chrono::Duration::from_std(wait).unwrap_or_default();
             tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, ?wait, %reason, "job will be retried");
-            if job.attempts == 1 {
+            // Keyed by the job, so said once; not only on attempt 1, which may have been lost.
+            if job.kind == "page" {
                 note_failing_delivery(ctx, job, &reason, now).await;
             }
             let retried = store::retry_job(&ctx.store, job, run_at, &reason, now).await;
             if matches!(retried, Ok(true)) && ESSENTIAL.contains(&job.kind.as_str()) {
-                report_if_stuck(ctx, job, &reason, now).await;
+                match store::job_failing_since(&ctx.store, job.id).await {
+                    Ok(Some(since)) => report_if_stuck(ctx, job, since, &reason, now).await,
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(job = job.id, error = %e, "could not read since when a job fails")
+                    }
+                }
             }
             retried.map(|_| "retry")
         }
@@ -432,36 +451,41 @@ async fn essential_and_open(ctx: &AppContext, job: &ClaimedJob) -> bool {
     }
 }
 
-/// After [`STUCK_AFTER`] of failures, an essential job is reported once: an error in the log,
+/// An essential job (see [`ESSENTIAL`]) of an open incident that has been failing since
+/// `since` for [`STUCK_AFTER`] or more is reported once: an error in the log,
 /// `warroom_jobs_stuck_total{kind}`, and a message in the announce channel and to the declarer.
-async fn report_if_stuck(ctx: &AppContext, job: &ClaimedJob, reason: &str, now: DateTime<Utc>) {
+/// Called after a retried failure, and when a job whose last attempt was lost is claimed again.
+async fn report_if_stuck(
+    ctx: &AppContext,
+    job: &ClaimedJob,
+    since: DateTime<Utc>,
+    reason: &str,
+    now: DateTime<Utc>,
+) {
+    let stuck_after = chrono::Duration::from_std(STUCK_AFTER).unwrap_or(chrono::Duration::MAX);
     let Some(incident) = job.incident else {
         return;
     };
-    let stuck_after = chrono::Duration::from_std(STUCK_AFTER).unwrap_or(chrono::Duration::MAX);
+    if now - since < stuck_after || !essential_and_open(ctx, job).await {
+        return;
+    }
+    let effect = Effect::DeliveryStuck {
+        job: job.id,
+        kind: job.kind.clone(),
+        since,
+        error: reason.to_string(),
+    };
     let reported = async {
-        let since = match store::job_failing_since(&ctx.store, job.id).await? {
-            Some(since) if now - since >= stuck_after => since,
-            _ => return Ok(false),
-        };
-        let effect = Effect::DeliveryStuck {
-            job: job.id,
-            kind: job.kind.clone(),
-            since,
-            error: reason.to_string(),
-        };
         let mut conn = ctx.store.acquire().await?;
-        Ok::<_, crate::store::StoreError>(
-            enqueue_effects(&mut conn, incident, &[effect], now).await? > 0,
-        )
+        enqueue_effects(&mut conn, incident, &[effect], now).await
     };
     match reported.await {
-        Ok(true) => {
-            tracing::error!(job = job.id, kind = %job.kind, incident, attempts = job.attempts, %reason, "an essential job has been failing for 15 minutes or more; still retrying");
+        Ok(0) => {}
+        Ok(_) => {
+            tracing::error!(job = job.id, kind = %job.kind, incident, attempts = job.attempts, %since, %reason, "an essential job has been failing for 15 minutes or more; still retrying");
             metrics::counter!("warroom_jobs_stuck_total", "kind" => job.kind.clone()).increment(1);
             ctx.wake.notify_waiters();
         }
-        Ok(false) => {}
         Err(e) => tracing::error!(job = job.id, error = %e, "could not report a stuck job"),
     }
 }
@@ -503,7 +527,7 @@ async fn finish(
     Ok(true)
 }
 
-/// A page that fails is visible on the timeline at once (its retries continue).
+/// A page that fails is visible on the timeline at once, once per page (its retries continue).
 async fn note_failing_delivery(
     ctx: &AppContext,
     job: &ClaimedJob,

@@ -698,6 +698,7 @@ pub fn delivery_stuck(
         "create_war_room" => "create the war room",
         "invite_to_war_room" => "invite responders to the war room",
         "post_kickoff" => "post the kickoff message",
+        "update_kickoff" => "post or update the kickoff message",
         "page" => "deliver a page",
         _ => "carry out a step",
     };

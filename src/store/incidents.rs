@@ -495,8 +495,9 @@ pub async fn apply_change(
             .bind(ms(now))
             .bind(json)
             .bind(incident)
-            .execute(conn)
+            .execute(&mut *conn)
             .await?;
+            super::note_pages_in_flight(conn, incident, super::PagingStop::Resolved, now).await?;
         }
         Change::Severity {
             severity,
@@ -539,7 +540,8 @@ pub async fn apply_change(
             .execute(&mut *conn)
             .await?;
             // Pages that passed their last check before this commit are still going out.
-            super::note_pages_in_flight(conn, incident, now).await?;
+            super::note_pages_in_flight(conn, incident, super::PagingStop::Acknowledged, now)
+                .await?;
         }
         Change::ChecklistItem { position, done } => {
             sqlx::query(

@@ -36,6 +36,9 @@ pub struct ClaimedJob {
     pub payload: String,
     pub attempts: i64,
     pub run_at: DateTime<Utc>,
+    /// Since when the job has been unfinished past an attempt that failed or was lost (its
+    /// worker died, or hung past its lease): `None` on a first attempt.
+    pub failing_since: Option<DateTime<Utc>>,
 }
 
 /// A job as stored, for tests, `demo` and diagnostics.
@@ -125,6 +128,10 @@ pub struct ExhaustedJob {
 /// database's clock (`lease` from now), so a moved test clock or a skewed replica never steals
 /// a job from the worker running it. Jobs that used up their attempts (`cap`) are failed, with
 /// the jobs waiting for them, instead of being claimed; they are returned in `.1`.
+///
+/// A job claimed again without a recorded failure lost its last attempt (its worker died, or
+/// hung past its lease): it has been failing since it was due (`run_at`, which only a
+/// recorded retry moves), and `failing_since` says so from now on.
 pub async fn claim_jobs(
     store: &Store,
     due_by: DateTime<Utc>,
@@ -152,7 +159,9 @@ pub async fn claim_jobs(
     };
     let sql = format!(
         "UPDATE jobs SET state = 'running', attempts = attempts + 1, \
-         lease_until = {db_now} + $1, updated_at = $2 \
+         lease_until = {db_now} + $1, updated_at = $2, \
+         failing_since = CASE WHEN attempts > 0 THEN COALESCE(failing_since, run_at) \
+           ELSE failing_since END \
          WHERE id IN (SELECT id FROM jobs j WHERE (blocked_by IS NULL OR EXISTS ( \
              SELECT 1 FROM jobs b WHERE b.id = j.blocked_by AND b.state = 'done')) AND \
            ((state = 'pending' AND run_at <= $2) OR (state = 'running' AND lease_until <= {db_now})) \
@@ -160,7 +169,7 @@ pub async fn claim_jobs(
                 WHERE r.coalesce_key = j.coalesce_key AND r.id <> j.id \
                 AND r.state = 'running' AND r.lease_until > {db_now})) \
            ORDER BY run_at, id LIMIT $3 {lock}) \
-         RETURNING id, kind, incident, payload, attempts, run_at"
+         RETURNING id, kind, incident, payload, attempts, run_at, failing_since"
     );
     let rows = sqlx::query(&sql)
         .bind(lease.num_milliseconds())
@@ -241,6 +250,10 @@ fn claimed_from_row(r: &AnyRow) -> StoreResult<ClaimedJob> {
         payload: r.try_get("payload")?,
         attempts: r.try_get("attempts")?,
         run_at: from_ms(r.try_get("run_at")?)?,
+        failing_since: r
+            .try_get::<Option<i64>, _>("failing_since")?
+            .map(from_ms)
+            .transpose()?,
     })
 }
 

@@ -198,8 +198,9 @@ pub async fn begin_page(
     Ok(incident)
 }
 
-/// A page job is cut off after half its 60 s lease, so a page still `sending` after this long
-/// was interrupted by a crash (its job runs again and checks again).
+/// A page's send is bounded by its channel's timeouts (10 s for webhooks, PagerDuty and SMTP;
+/// the Slack client's own), so a page still `sending` after this long was interrupted by a
+/// crash (its job runs again and checks again).
 pub const IN_FLIGHT_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The incident's pages in flight at `now`, `(contact, channel)`.
@@ -254,24 +255,36 @@ pub async fn plan_pages(
         .collect()
 }
 
-/// Called in the transaction that records an acknowledgement: one timeline line per page
-/// that was in flight when it committed.
+/// What stopped paging while a page was in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PagingStop {
+    Acknowledged,
+    Resolved,
+}
+
+/// Called in the transaction that records an acknowledgement or a resolution: one timeline
+/// line per page that was in flight when it committed (once per page and `stop`).
 pub async fn note_pages_in_flight(
     conn: &mut AnyConnection,
     incident: i64,
+    stop: PagingStop,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
+    let (what, key) = match stop {
+        PagingStop::Acknowledged => ("Acknowledged", "ack_in_flight"),
+        PagingStop::Resolved => ("Resolved", "resolve_in_flight"),
+    };
     for (contact, channel) in pages_sending(conn, incident, now).await? {
         let event = TimelineEvent::new(
             now,
             None,
             TimelineKind::Paged,
             format!(
-                "Acknowledged while a page to {contact} via {} was being sent",
+                "{what} while a page to {contact} via {} was being sent",
                 crate::paging::route_label(&channel)
             ),
         );
-        let key = format!("ack_in_flight:{incident}:{contact}:{channel}");
+        let key = format!("{key}:{incident}:{contact}:{channel}");
         insert_timeline(conn, incident, &event, Some(&key)).await?;
     }
     Ok(())

@@ -19,6 +19,7 @@ crate::on_both_backends!(
     ack_racing_a_due_step_is_never_half_done,
     an_ack_while_a_page_is_being_sent_says_so,
     pagerduty_acknowledge_waits_for_a_trigger_in_flight,
+    a_resolve_while_a_page_is_being_sent_says_so_once,
     pagerduty_acks_of_other_incidents_change_nothing,
     nobody_acknowledging_after_the_last_step_is_announced,
     a_step_that_can_page_nobody_is_announced,
@@ -591,6 +592,47 @@ async fn pagerduty_acknowledge_waits_for_a_trigger_in_flight(backend: Backend) {
     })
     .await;
     assert_eq!(actions(&app), ["trigger", "acknowledge"]);
+}
+
+/// A resolve that commits while a page is in flight says so on the timeline, once per page,
+/// as an acknowledgement does; PagerDuty's resolve waits for the trigger.
+async fn a_resolve_while_a_page_is_being_sent_says_so_once(backend: Backend) {
+    let app = spawn(backend).await;
+    let inc = app.open("P0", "queue stuck").await;
+    app.settled().await;
+    // A trigger to primary passed its last check and is being sent.
+    let delivery = warroom::store::PageDelivery::new(1, 7, 0, "primary", "pagerduty");
+    let checked = warroom::store::begin_page(&app.ctx.store, &delivery, |_| true, app.clock.now())
+        .await
+        .unwrap();
+    assert!(checked.is_some());
+    let answer = app.in_room(&inc, "resolve drained the queue", ALICE).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    app.settled().await;
+    let events = app.timeline(1).await;
+    let raced = timeline_with(
+        &events,
+        "Resolved while a page to primary via PagerDuty was being sent",
+    );
+    assert_eq!(raced.len(), 1, "{events:#?}");
+    assert!(
+        timeline_with(&events, "Acknowledged while").is_empty(),
+        "{events:#?}"
+    );
+    let jobs = app.jobs().await;
+    let waiting = jobs
+        .iter()
+        .find(|j| j.kind == "resolve_pagers")
+        .expect("the resolve job");
+    assert_eq!(waiting.state, "pending", "{jobs:#?}");
+    // A second resolve changes nothing and says nothing more.
+    app.in_room(&inc, "resolve again", ALICE).await;
+    let events = app.timeline(1).await;
+    assert_eq!(
+        timeline_with(&events, "Resolved while a page").len(),
+        1,
+        "{events:#?}"
+    );
 }
 
 /// `v1=<hex HMAC-SHA256>`, as PagerDuty signs a webhook delivery.

@@ -17,6 +17,32 @@ use warroom::paging::channels::PagingSettings;
 use warroom::paging::smtp_sink::SmtpSink;
 use warroom::store::{self, JobRecord};
 
+/// Generates `sqlite::<test>` and `postgres::<test>` for each `async fn <test>(Backend)`; the
+/// PostgreSQL ones run when `WARROOM_TEST_POSTGRES_URL` was set at build time (`cfg(warroom_pg)`,
+/// see build.rs) and are reported as ignored otherwise. Shared by the API and crash suites.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(not(warroom_pg), ignore = "PostgreSQL variant skipped: set WARROOM_TEST_POSTGRES_URL at build time to run it")]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
 pub const SIGNING_SECRET: &str = "test-signing-secret";
 pub const BOT_TOKEN: &str = "xoxb-test";
 pub const GENERAL: &str = "C0GENERAL";
@@ -341,6 +367,29 @@ impl TestApp {
             status: r.status().as_u16(),
             body: r.text().await.unwrap_or_default(),
         }
+    }
+
+    /// Scrapes `/metrics` as Prometheus would and returns its samples; panics unless the
+    /// answer is Prometheus' text format (0.0.4): `text/plain`, every line a `# HELP`/`# TYPE`
+    /// comment or a `name{label="value",…} value` sample, each `# TYPE` once and before its
+    /// samples.
+    pub async fn scrape_metrics(&self) -> Vec<Sample> {
+        let r = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(r.status().as_u16(), 200);
+        let content_type = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+        let body = r.text().await.expect("a text body");
+        parse_prometheus_text(&body).unwrap_or_else(|e| panic!("{e}\n{body}"))
     }
 
     /// `/incident <text>` from `user` in `channel`, with a fresh trigger id; the reply address
@@ -671,4 +720,134 @@ pub fn reaction(kind: &str, user: &str, emoji: &str, channel: &str, ts: &str) ->
         "item": { "type": "message", "channel": channel, "ts": ts },
         "event_ts": format!("{}.000100", Utc::now().timestamp()),
     })
+}
+
+/// One sample of a Prometheus scrape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+impl Sample {
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn is_metric_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// Parses Prometheus' text exposition format (0.0.4), strictly enough to catch what a scrape
+/// would reject.
+pub fn parse_prometheus_text(body: &str) -> Result<Vec<Sample>, String> {
+    let mut typed: Vec<String> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    let mut samples = Vec::new();
+    for line in body.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Some(comment) = line.strip_prefix('#') {
+            let words: Vec<&str> = comment.split_whitespace().collect();
+            if words.first() == Some(&"TYPE") {
+                let [_, name, kind] = words[..] else {
+                    return Err(format!("bad TYPE line: {line}"));
+                };
+                if !is_metric_name(name)
+                    || !["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind)
+                {
+                    return Err(format!("bad TYPE line: {line}"));
+                }
+                let of_family = |s: &String| {
+                    s.strip_prefix(name)
+                        .is_some_and(|t| ["", "_sum", "_count", "_bucket"].contains(&t))
+                };
+                if typed.iter().any(|t| t == name) || seen.iter().any(of_family) {
+                    return Err(format!("TYPE repeated or after its samples: {line}"));
+                }
+                typed.push(name.to_string());
+            }
+            continue;
+        }
+        let name_end = line
+            .find(['{', ' '])
+            .ok_or_else(|| format!("no value: {line}"))?;
+        let name = &line[..name_end];
+        if !is_metric_name(name) {
+            return Err(format!("bad metric name: {line}"));
+        }
+        let mut rest = &line[name_end..];
+        let mut labels = Vec::new();
+        if let Some(mut inner) = rest.strip_prefix('{') {
+            loop {
+                if let Some(after) = inner.strip_prefix('}') {
+                    rest = after;
+                    break;
+                }
+                let eq = inner
+                    .find('=')
+                    .ok_or_else(|| format!("label without value: {line}"))?;
+                let label = &inner[..eq];
+                if !is_metric_name(label) || label.contains(':') {
+                    return Err(format!("bad label name `{label}`: {line}"));
+                }
+                inner = inner[eq + 1..]
+                    .strip_prefix('"')
+                    .ok_or_else(|| format!("label value not quoted: {line}"))?;
+                let mut value = String::new();
+                let mut chars = inner.char_indices();
+                let close = loop {
+                    match chars.next() {
+                        Some((i, '"')) => break i,
+                        Some((_, '\\')) => match chars.next() {
+                            Some((_, 'n')) => value.push('\n'),
+                            Some((_, c @ ('\\' | '"'))) => value.push(c),
+                            _ => return Err(format!("bad escape: {line}")),
+                        },
+                        Some((_, c)) => value.push(c),
+                        None => return Err(format!("open label value: {line}")),
+                    }
+                };
+                labels.push((label.to_string(), value));
+                inner = &inner[close + 1..];
+                if let Some(after) = inner.strip_prefix(',') {
+                    inner = after;
+                } else if !inner.starts_with('}') {
+                    return Err(format!("bad label list: {line}"));
+                }
+            }
+        }
+        let mut fields = rest.split_whitespace();
+        let value = fields.next().ok_or_else(|| format!("no value: {line}"))?;
+        let value = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            "NaN" => f64::NAN,
+            v => v.parse().map_err(|_| format!("bad value: {line}"))?,
+        };
+        if let Some(ts) = fields.next() {
+            ts.parse::<i64>()
+                .map_err(|_| format!("bad timestamp: {line}"))?;
+        }
+        if fields.next().is_some() || !rest.starts_with(' ') {
+            return Err(format!("bad sample: {line}"));
+        }
+        seen.push(name.to_string());
+        samples.push(Sample {
+            name: name.to_string(),
+            labels,
+            value,
+        });
+    }
+    Ok(samples)
 }

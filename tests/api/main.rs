@@ -13,27 +13,3 @@ mod resolution;
 mod retention;
 mod single_process;
 mod war_room;
-
-/// Generates `sqlite::<test>` and `postgres::<test>` for each `async fn <test>(Backend)`.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[cfg_attr(not(warroom_pg), ignore = "PostgreSQL suite skipped: set WARROOM_TEST_POSTGRES_URL to run it")]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Postgres).await
-                }
-            )*
-        }
-    };
-}

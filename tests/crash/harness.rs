@@ -155,6 +155,8 @@ impl Crashable {
     }
 
     /// Moves the lease of every `running` job into the past (only with warroom stopped).
+    /// `lease_until` is Unix milliseconds by the database's clock (claims compare it with the
+    /// database's now), so 1 ms after the epoch has expired whatever the clocks say.
     async fn expire_leases(&self) {
         let store = self.store().await;
         sqlx::query("UPDATE jobs SET lease_until = $1 WHERE state = 'running'")

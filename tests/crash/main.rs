@@ -7,7 +7,8 @@
 //! at build time (otherwise the `postgres::` variants are reported as ignored):
 //! `WARROOM_TEST_POSTGRES_URL=postgres://… cargo test --test crash postgres`.
 
-// The API suite's helpers (test databases, signed slash-command bodies, constants), shared.
+// The API suite's helpers (test databases, signed slash-command bodies, constants, and the
+// `on_both_backends!` macro), shared.
 #[path = "../api/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
@@ -17,27 +18,3 @@ mod harness;
 mod paging;
 mod startup;
 mod war_room;
-
-/// Generates `sqlite::<test>` and `postgres::<test>` for each `async fn <test>(Backend)`.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[cfg_attr(not(warroom_pg), ignore = "PostgreSQL crash suite skipped: set WARROOM_TEST_POSTGRES_URL to run it")]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Postgres).await
-                }
-            )*
-        }
-    };
-}
