@@ -233,14 +233,13 @@ impl SlackApi {
     }
 
     /// The `ts` of the newest message in `channel` that the bot posted with message metadata
-    /// of `event_type` whose payload has `key` = `value` (`conversations.history` with
-    /// `include_all_metadata`, newest first, at most [`MAX_HISTORY_PAGES`] pages).
+    /// of `event_type` whose payload has every field of `payload` (`conversations.history`
+    /// with `include_all_metadata`, newest first, at most [`MAX_HISTORY_PAGES`] pages).
     pub async fn find_posted(
         &self,
         channel: &str,
         event_type: &str,
-        key: &str,
-        value: &str,
+        payload: &[(&str, &str)],
     ) -> SlackResult<Option<String>> {
         let bot = self.identity().await?;
         let params = [("channel", channel), ("include_all_metadata", "true")];
@@ -254,7 +253,9 @@ impl SlackApi {
                     .find(|m| {
                         bot.posted(m)
                             && m["metadata"]["event_type"].as_str() == Some(event_type)
-                            && m["metadata"]["event_payload"][key].as_str() == Some(value)
+                            && payload.iter().all(|(key, value)| {
+                                m["metadata"]["event_payload"][key].as_str() == Some(value)
+                            })
                     })
                     .and_then(|m| m["ts"].as_str())
                     .map(str::to_string)
