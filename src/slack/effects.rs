@@ -406,15 +406,18 @@ pub async fn perform(
                     .map(|l| format!(" It is also at {l}"))
                     .unwrap_or_default()
             );
-            slack
-                .upload_text_file(
-                    &room.id,
-                    &filename,
-                    &format!("{} post-incident review", incident.key()),
-                    &text,
-                    &comment,
-                )
-                .await?;
+            // A file upload carries no metadata: a retry finds the review by its title.
+            let title = format!("{} post-incident review", incident.key());
+            let shared = if run.retry {
+                earlier(slack.find_shared_file(&room.id, &title).await, &room.id)?
+            } else {
+                None
+            };
+            if shared.is_none() {
+                slack
+                    .upload_text_file(&room.id, &filename, &title, &text, &comment)
+                    .await?;
+            }
             Ok(published(
                 incident,
                 now,
@@ -603,21 +606,35 @@ async fn post_marked(
     if look_first {
         let payload: Vec<(&str, &str)> =
             mark.payload.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        match slack.find_posted(channel, mark.event_type, &payload).await {
-            Ok(Some(ts)) => {
-                tracing::info!(channel, %ts, event_type = mark.event_type, "found the message an earlier attempt posted");
-                return Ok(Posted::Found(ts));
-            }
-            Ok(None) => {}
-            Err(e) if e.is_retryable() => return Err(e.into()),
-            Err(e) => {
-                tracing::warn!(channel, error = %e, "could not look for a message an earlier attempt may have posted; posting");
-            }
+        let lookup = slack.find_posted(channel, mark.event_type, &payload).await;
+        if let Some(ts) = earlier(lookup, channel)? {
+            return Ok(Posted::Found(ts));
         }
     }
     Ok(Posted::Now(
         slack.post(channel, mark.apply(content)).await?.ts,
     ))
+}
+
+/// What a look for a message an earlier attempt posted found: its `ts`, or `None` when there
+/// is none or the look was refused (a missing scope, a channel the bot is not in: then posting
+/// again is all that is left); a look that may succeed later is retried.
+fn earlier(
+    lookup: Result<Option<String>, SlackCallError>,
+    channel: &str,
+) -> Result<Option<String>, JobError> {
+    match lookup {
+        Ok(Some(ts)) => {
+            tracing::info!(channel, %ts, "found the message an earlier attempt posted");
+            Ok(Some(ts))
+        }
+        Ok(None) => Ok(None),
+        Err(e) if e.is_retryable() => Err(e.into()),
+        Err(e) => {
+            tracing::warn!(channel, error = %e, "could not look for a message an earlier attempt may have posted; posting");
+            Ok(None)
+        }
+    }
 }
 
 /// Posts the `index`th message of job `run` about `incident` in `channel` (at most once
