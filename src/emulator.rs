@@ -1186,6 +1186,7 @@ impl EmuState {
                         .collect(),
                     _ => Vec::new(),
                 };
+                self.share_files(p, &files);
                 json!({"ok": true, "files": files})
             }
             "bookmarks.add" => {
@@ -1430,6 +1431,26 @@ impl EmuState {
         view.insert("bot_id".into(), json!(BOT_ID));
         view.insert("root_view_id".into(), id);
         json!({"ok": true, "view": view})
+    }
+
+    /// Files completed with a `channel_id` are shared there as Slack does: a message of the
+    /// bot's carrying the `initial_comment` and the files, seen in `conversations.history`.
+    fn share_files(&mut self, p: &Map<String, Value>, files: &[Value]) {
+        let Some(cid) = p.get("channel_id").filter(|v| truthy(Some(v))).map(text_of) else {
+            return;
+        };
+        let ts = self.next_ts();
+        let msg = json!({
+            "type": "message",
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "team": TEAM_ID,
+            "text": or_empty(p.get("initial_comment")),
+            "ts": ts,
+            "files": files,
+        });
+        self.messages.insert((cid, ts), msg);
     }
 
     fn new_file(&mut self, p: &Map<String, Value>) -> (String, Value) {

@@ -619,12 +619,16 @@ async fn execute(ctx: &AppContext, job: &ClaimedJob) -> Result<JobOutcome, JobEr
         crate::health::start_polls(&mut conn, ctx, ctx.clock.now()).await?;
         return Ok(JobOutcome::none());
     }
+    let run = crate::slack::effects::JobRun {
+        job: job.id,
+        retry: job.attempts > 1,
+    };
     if crate::paging::is_paging_effect(&payload.effect) {
-        return crate::paging::perform(ctx, &incident, &payload.effect).await;
+        return crate::paging::perform(ctx, &incident, &payload.effect, run).await;
     }
     match incident.platform {
         Platform::Slack => {
-            crate::slack::effects::perform(ctx, &incident, &payload.effect, job.attempts > 1).await
+            crate::slack::effects::perform(ctx, &incident, &payload.effect, run).await
         }
         Platform::Teams => Err(JobError::fatal("Microsoft Teams is not supported yet")),
     }

@@ -14,6 +14,7 @@ use crate::app::AppContext;
 use crate::config::Contact;
 use crate::core::{Effect, EscalationStep, Incident, TimelineEvent, TimelineKind};
 use crate::jobs::{JobChange, JobError, JobOutcome};
+use crate::slack::effects::JobRun;
 use crate::store;
 
 use channels::{DeliveryError, PageMessage, Pagers};
@@ -351,12 +352,14 @@ async fn escalation_step(
     Ok(outcome.with(JobChange::Enqueue(pages)))
 }
 
-/// Sends one page on one channel; returns what the timeline says it did.
+/// Sends one page on one channel, as attempt `run` of its job; returns what the timeline says
+/// it did.
 async fn send_page(
     ctx: &AppContext,
     incident: &Incident,
     who: &Contact,
     delivery: &store::PageDelivery,
+    run: JobRun,
 ) -> Result<String, JobError> {
     let (step, plan, contact) = (delivery.step, delivery.plan, delivery.contact.as_str());
     let message = page_message(incident, step, contact);
@@ -365,7 +368,7 @@ async fn send_page(
     Ok(match delivery.channel.as_str() {
         "slack" => {
             let user = who.slack_user.as_deref().unwrap_or_default();
-            crate::slack::effects::send_page_dm(ctx, incident, user, step).await?;
+            crate::slack::effects::send_page_dm(ctx, incident, user, step, run).await?;
             format!("Slack DM to {}", crate::core::mention(user))
         }
         "pagerduty" => {
@@ -461,11 +464,12 @@ async fn end_page(
     Ok(())
 }
 
-/// Carries out a paging effect.
+/// Carries out a paging effect, as attempt `run` of its job.
 pub async fn perform(
     ctx: &AppContext,
     incident: &Incident,
     effect: &Effect,
+    run: JobRun,
 ) -> Result<JobOutcome, JobError> {
     let now = ctx.clock.now();
     match effect {
@@ -495,7 +499,7 @@ pub async fn perform(
             else {
                 return Ok(JobOutcome::none());
             };
-            let result = send_page(ctx, &incident, who, &delivery).await;
+            let result = send_page(ctx, &incident, who, &delivery, run).await;
             if let Err(e) = end_page(ctx, &incident, &delivery, &result).await {
                 // The page stays `sending` until IN_FLIGHT_LIMIT passes; the job's outcome
                 // is still recorded below.

@@ -233,14 +233,44 @@ impl SlackApi {
     }
 
     /// The `ts` of the newest message in `channel` that the bot posted with message metadata
-    /// of `event_type` whose payload has `key` = `value` (`conversations.history` with
-    /// `include_all_metadata`, newest first, at most [`MAX_HISTORY_PAGES`] pages).
+    /// of `event_type` whose payload has every field of `payload`.
     pub async fn find_posted(
         &self,
         channel: &str,
         event_type: &str,
-        key: &str,
-        value: &str,
+        payload: &[(&str, &str)],
+    ) -> SlackResult<Option<String>> {
+        self.find_own_message(channel, |m| {
+            m["metadata"]["event_type"].as_str() == Some(event_type)
+                && payload
+                    .iter()
+                    .all(|(key, value)| m["metadata"]["event_payload"][key].as_str() == Some(value))
+        })
+        .await
+    }
+
+    /// The `ts` of the newest message in `channel` that shares a file the bot uploaded with
+    /// the title `title` (a file upload carries no message metadata).
+    pub async fn find_shared_file(
+        &self,
+        channel: &str,
+        title: &str,
+    ) -> SlackResult<Option<String>> {
+        self.find_own_message(channel, |m| {
+            m["files"]
+                .as_array()
+                .is_some_and(|files| files.iter().any(|f| f["title"].as_str() == Some(title)))
+        })
+        .await
+    }
+
+    /// The `ts` of the newest message in `channel` that the bot posted and `wanted` accepts
+    /// (`conversations.history` with `include_all_metadata`, newest first, at most
+    /// [`MAX_HISTORY_PAGES`] pages).
+    async fn find_own_message(
+        &self,
+        channel: &str,
+        wanted: impl Fn(&serde_json::Value) -> bool,
     ) -> SlackResult<Option<String>> {
         let bot = self.identity().await?;
         let params = [("channel", channel), ("include_all_metadata", "true")];
@@ -251,11 +281,7 @@ impl SlackApi {
             |page| {
                 page.messages
                     .iter()
-                    .find(|m| {
-                        bot.posted(m)
-                            && m["metadata"]["event_type"].as_str() == Some(event_type)
-                            && m["metadata"]["event_payload"][key].as_str() == Some(value)
-                    })
+                    .find(|m| bot.posted(m) && wanted(m))
                     .and_then(|m| m["ts"].as_str())
                     .map(str::to_string)
             },

@@ -16,6 +16,23 @@ const NAME_ATTEMPTS: u32 = 20;
 /// The message-metadata `event_type` of the kickoff; its `event_payload` names the incident
 /// (`{"incident": "INC-7"}`), so a retried post finds the kickoff an earlier attempt posted.
 pub const KICKOFF_EVENT: &str = "warroom_kickoff";
+/// The message-metadata `event_type` of every other message a job posts; its `event_payload`
+/// names the incident and the post (`{"incident": "INC-7", "post": "42.1"}`: the job's id and
+/// the index of the post within the job, the same on every attempt of that job), so a retried
+/// post finds the message an earlier attempt posted.
+pub const POST_EVENT: &str = "warroom_post";
+
+/// The attempt of a job that posts: its posts are marked with the job's id, and on a retry
+/// (an earlier attempt may have reached Slack: the attempt number is above 1, and the claim
+/// that counts an attempt commits before the attempt runs, so a run after a crash counts as a
+/// retry too) each post looks for what that attempt posted before posting again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobRun {
+    /// The job's id, the same on every attempt.
+    pub job: i64,
+    /// Whether an earlier attempt may have posted.
+    pub retry: bool,
+}
 
 impl From<SlackCallError> for JobError {
     fn from(e: SlackCallError) -> Self {
@@ -43,15 +60,14 @@ fn war_room(incident: &Incident) -> Result<&WarRoom, JobError> {
         .ok_or_else(|| JobError::retry(format!("{} has no war room yet", incident.key())))
 }
 
-/// Performs one effect for an incident that lives on Slack. `retry` is true when an earlier
-/// attempt of the same job may have reached Slack (its attempt number is above 1: the claim
-/// that counts an attempt commits before the attempt runs, so a run after a crash counts as a
-/// retry too). Only then does a post whose id is kept look for what that attempt posted.
+/// Performs one effect for an incident that lives on Slack, as attempt `run` of its job. Every
+/// message it posts is marked with the job, and a retry finds what an earlier attempt posted
+/// instead of posting it again ([`post_marked`]).
 pub async fn perform(
     ctx: &AppContext,
     incident: &Incident,
     effect: &Effect,
-    retry: bool,
+    run: JobRun,
 ) -> Result<JobOutcome, JobError> {
     let slack = api(ctx)?;
     let now = ctx.clock.now();
@@ -125,14 +141,20 @@ pub async fn perform(
             if incident.kickoff_ref.is_some() {
                 return Ok(JobOutcome::none());
             }
-            let ts = post_kickoff(slack, &room.id, incident, page, retry).await?;
+            let ts = post_kickoff(slack, &room.id, incident, page, run.retry).await?;
             Ok(JobOutcome::none().with(JobChange::KickoffRef(ts)))
         }
         Effect::AnnounceDeclared => match &ctx.config.slack.announce_channel {
             Some(channel) => {
-                slack
-                    .post(channel, render::announcement(incident, page))
-                    .await?;
+                post(
+                    slack,
+                    run,
+                    incident,
+                    0,
+                    channel,
+                    render::announcement(incident, page),
+                )
+                .await?;
                 Ok(JobOutcome::none())
             }
             None => Ok(JobOutcome::none()),
@@ -160,19 +182,14 @@ pub async fn perform(
         }
         Effect::PostStatusUpdate { text, by } => {
             let room = war_room(incident)?;
-            slack
-                .post(&room.id, render::status_update(incident, text, by, page))
-                .await?;
+            let content = render::status_update(incident, text, by, page);
+            post(slack, run, incident, 0, &room.id, content).await?;
             Ok(JobOutcome::none())
         }
         Effect::AnnounceStatusUpdate { text, by } => match &ctx.config.slack.announce_channel {
             Some(channel) => {
-                slack
-                    .post(
-                        channel,
-                        render::status_announcement(incident, text, by, page),
-                    )
-                    .await?;
+                let content = render::status_announcement(incident, text, by, page);
+                post(slack, run, incident, 0, channel, content).await?;
                 Ok(JobOutcome::none())
             }
             None => Ok(JobOutcome::none()),
@@ -198,9 +215,8 @@ pub async fn perform(
                 ])));
             }
             let room = war_room(incident)?;
-            slack
-                .post(&room.id, render::status_nudge(incident, now - since))
-                .await?;
+            let content = render::status_nudge(incident, now - since);
+            post(slack, run, incident, 0, &room.id, content).await?;
             Ok(
                 JobOutcome::none().with(JobChange::Enqueue(vec![Effect::StatusReminder {
                     due_at: now + every_c,
@@ -217,9 +233,8 @@ pub async fn perform(
                 return Ok(JobOutcome::none());
             }
             let room = war_room(incident)?;
-            slack
-                .post(&room.id, render::target_warning(incident, *breached))
-                .await?;
+            let content = render::target_warning(incident, *breached);
+            post(slack, run, incident, 0, &room.id, content).await?;
             let text = if *breached {
                 format!(
                     "Response target missed ({} {})",
@@ -255,28 +270,41 @@ pub async fn perform(
             // Said wherever it can still be heard: the war room may be what failed.
             let content = render::delivery_stuck(incident, kind, *since, now, error);
             if let Some(channel) = &ctx.config.slack.announce_channel {
-                slack.post(channel, content.clone()).await?;
+                post(slack, run, incident, 0, channel, content.clone()).await?;
             }
-            let dm = slack.open_dm(&incident.declared_by).await?;
-            slack.post(&dm, content).await?;
+            post_dm(slack, run, incident, 1, &incident.declared_by, content).await?;
             Ok(JobOutcome::none())
         }
         Effect::PostToWarRoom { text } => {
             let room = war_room(incident)?;
-            slack.post(&room.id, render::war_room_text(text)).await?;
+            post(
+                slack,
+                run,
+                incident,
+                0,
+                &room.id,
+                render::war_room_text(text),
+            )
+            .await?;
             Ok(JobOutcome::none())
         }
         Effect::PostToAnnounceChannel { text } => {
             if let Some(channel) = &ctx.config.slack.announce_channel {
-                slack.post(channel, render::war_room_text(text)).await?;
+                post(
+                    slack,
+                    run,
+                    incident,
+                    0,
+                    channel,
+                    render::war_room_text(text),
+                )
+                .await?;
             }
             Ok(JobOutcome::none())
         }
         Effect::PageUser { user, reason } => {
-            let dm = slack.open_dm(user).await?;
-            slack
-                .post(&dm, render::direct_page(incident, reason))
-                .await?;
+            let content = render::direct_page(incident, reason);
+            post_dm(slack, run, incident, 0, user, content).await?;
             Ok(JobOutcome::none().with(JobChange::Timeline {
                 event: TimelineEvent::new(
                     now,
@@ -303,7 +331,7 @@ pub async fn perform(
                 crate::health::failures_between(ctx, incident.number, *started_at, *due_at).await?;
             let window = (*due_at - *started_at).to_std().unwrap_or_default();
             let content = render::monitoring_summary(incident, version, window, failures);
-            slack.post(&room.id, content).await?;
+            post(slack, run, incident, 0, &room.id, content).await?;
             // The version is a health endpoint's text: it names nobody.
             let version = crate::core::inert(version);
             let text = if failures == 0 {
@@ -333,7 +361,15 @@ pub async fn perform(
                 (None, Some(room)) => (room.id.clone(), format!("#{}", room.name)),
                 (None, None) => return Err(JobError::retry("no war room yet")),
             };
-            slack.post(&channel, render::document(&text, page)).await?;
+            post(
+                slack,
+                run,
+                incident,
+                0,
+                &channel,
+                render::document(&text, page),
+            )
+            .await?;
             Ok(published(
                 incident,
                 now,
@@ -342,10 +378,10 @@ pub async fn perform(
             ))
         }
         Effect::PublishStatusPage => {
-            let outcome = resolution::status_page(ctx, incident, retry).await?;
+            let outcome = resolution::status_page(ctx, incident, run.retry).await?;
             publish_or_draft(
-                ctx,
                 slack,
+                run,
                 incident,
                 now,
                 "status_page",
@@ -357,8 +393,8 @@ pub async fn perform(
         Effect::PublishCustomerEmail => {
             let outcome = resolution::customer_email(ctx, incident).await?;
             publish_or_draft(
-                ctx,
                 slack,
+                run,
                 incident,
                 now,
                 "customer_email",
@@ -383,15 +419,18 @@ pub async fn perform(
                     .map(|l| format!(" It is also at {l}"))
                     .unwrap_or_default()
             );
-            slack
-                .upload_text_file(
-                    &room.id,
-                    &filename,
-                    &format!("{} post-incident review", incident.key()),
-                    &text,
-                    &comment,
-                )
-                .await?;
+            // A file upload carries no metadata: a retry finds the review by its title.
+            let title = format!("{} post-incident review", incident.key());
+            let shared = if run.retry {
+                earlier(slack.find_shared_file(&room.id, &title).await, &room.id)?
+            } else {
+                None
+            };
+            if shared.is_none() {
+                slack
+                    .upload_text_file(&room.id, &filename, &title, &text, &comment)
+                    .await?;
+            }
             Ok(published(
                 incident,
                 now,
@@ -404,9 +443,15 @@ pub async fn perform(
                 return Ok(JobOutcome::none());
             }
             let room = war_room(incident)?;
-            slack
-                .post(&room.id, render::review_reminder(incident))
-                .await?;
+            post(
+                slack,
+                run,
+                incident,
+                0,
+                &room.id,
+                render::review_reminder(incident),
+            )
+            .await?;
             let every = chrono::Duration::from_std(ctx.config.review.remind_after)
                 .unwrap_or(chrono::Duration::MAX);
             Ok(
@@ -505,18 +550,143 @@ async fn own_war_room(
     Ok((channel.creator.as_deref() == Some(bot.user_id.as_str())).then_some(channel.id))
 }
 
-/// The kickoff as posted or updated: the rendered message with its metadata.
-fn kickoff_content(incident: &Incident, page: Option<&str>) -> SlackMessageContent {
-    let payload = std::collections::HashMap::from([("incident".to_string(), incident.key())]);
-    render::kickoff(incident, page).with_metadata(
-        SlackMessageMetadata::new(KICKOFF_EVENT.to_string()).with_event_payload(payload),
-    )
+/// How a message is marked so that a retry finds it: the `event_type` and `event_payload` of
+/// its message metadata. A message is found again by every field of its payload.
+struct Mark {
+    event_type: &'static str,
+    payload: Vec<(&'static str, String)>,
 }
 
-/// Posts the kickoff in `room` and returns its `ts`. When `look_first` (a retry), an earlier
-/// attempt may have posted it and died before recording it: that kickoff is found by its
-/// metadata, brought up to date and adopted instead of posting a second one. A refused
-/// lookup (a missing scope, say) falls back to posting.
+impl Mark {
+    /// The kickoff: one per incident, found by any job (a retried post, or an update that
+    /// knows no kickoff).
+    fn kickoff(incident: &Incident) -> Mark {
+        Mark {
+            event_type: KICKOFF_EVENT,
+            payload: vec![("incident", incident.key())],
+        }
+    }
+
+    /// The `index`th message job `run` posts for `incident`. The declaration time tells this
+    /// incident from an earlier one of the same number (a database started afresh).
+    fn post(incident: &Incident, run: JobRun, index: u32) -> Mark {
+        Mark {
+            event_type: POST_EVENT,
+            payload: vec![
+                ("incident", incident.key()),
+                ("post", format!("{}.{index}", run.job)),
+                (
+                    "declared_at",
+                    incident.declared_at.timestamp_millis().to_string(),
+                ),
+            ],
+        }
+    }
+
+    fn apply(&self, content: SlackMessageContent) -> SlackMessageContent {
+        let payload = self
+            .payload
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        content.with_metadata(
+            SlackMessageMetadata::new(self.event_type.to_string()).with_event_payload(payload),
+        )
+    }
+}
+
+/// What [`post_marked`] did.
+enum Posted {
+    /// Posted now: its `ts`.
+    Now(String),
+    /// An earlier attempt had posted it: its `ts`.
+    Found(String),
+}
+
+/// Every `chat.postMessage` a job makes goes through here: `content` is posted in `channel`
+/// carrying `mark` as its metadata. When `look_first` (a retry), an earlier attempt may have
+/// posted it and lost the answer or died before its commit: the channel's recent history is
+/// read first, and a message of the bot's with this mark is found instead of posting a second
+/// one. A refused lookup (a missing scope, a channel the bot is not in) falls back to posting;
+/// one that may succeed later is retried.
+async fn post_marked(
+    slack: &SlackApi,
+    channel: &str,
+    content: SlackMessageContent,
+    mark: &Mark,
+    look_first: bool,
+) -> Result<Posted, JobError> {
+    if look_first {
+        let payload: Vec<(&str, &str)> =
+            mark.payload.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let lookup = slack.find_posted(channel, mark.event_type, &payload).await;
+        if let Some(ts) = earlier(lookup, channel)? {
+            return Ok(Posted::Found(ts));
+        }
+    }
+    Ok(Posted::Now(
+        slack.post(channel, mark.apply(content)).await?.ts,
+    ))
+}
+
+/// What a look for a message an earlier attempt posted found: its `ts`, or `None` when there
+/// is none or the look was refused (a missing scope, a channel the bot is not in: then posting
+/// again is all that is left); a look that may succeed later is retried.
+fn earlier(
+    lookup: Result<Option<String>, SlackCallError>,
+    channel: &str,
+) -> Result<Option<String>, JobError> {
+    match lookup {
+        Ok(Some(ts)) => {
+            tracing::info!(channel, %ts, "found the message an earlier attempt posted");
+            Ok(Some(ts))
+        }
+        Ok(None) => Ok(None),
+        Err(e) if e.is_retryable() => Err(e.into()),
+        Err(e) => {
+            tracing::warn!(channel, error = %e, "could not look for a message an earlier attempt may have posted; posting");
+            Ok(None)
+        }
+    }
+}
+
+/// Posts the `index`th message of job `run` about `incident` in `channel` (at most once
+/// per job and index, see [`post_marked`]). Returns its `ts`.
+async fn post(
+    slack: &SlackApi,
+    run: JobRun,
+    incident: &Incident,
+    index: u32,
+    channel: &str,
+    content: SlackMessageContent,
+) -> Result<String, JobError> {
+    let mark = Mark::post(incident, run, index);
+    match post_marked(slack, channel, content, &mark, run.retry).await? {
+        Posted::Now(ts) | Posted::Found(ts) => Ok(ts),
+    }
+}
+
+/// Like [`post`], in `user`'s DM (the channel `conversations.open` gives).
+async fn post_dm(
+    slack: &SlackApi,
+    run: JobRun,
+    incident: &Incident,
+    index: u32,
+    user: &str,
+    content: SlackMessageContent,
+) -> Result<String, JobError> {
+    let dm = slack.open_dm(user).await?;
+    post(slack, run, incident, index, &dm, content).await
+}
+
+/// The kickoff as posted or updated: the rendered message with its metadata.
+fn kickoff_content(incident: &Incident, page: Option<&str>) -> SlackMessageContent {
+    Mark::kickoff(incident).apply(render::kickoff(incident, page))
+}
+
+/// Posts the kickoff in `room` and returns its `ts`. When `look_first` (a retry, or an update
+/// that knows no kickoff), a kickoff an earlier attempt posted is found by its metadata,
+/// brought up to date and adopted instead of posting a second one.
 async fn post_kickoff(
     slack: &SlackApi,
     room: &str,
@@ -524,25 +694,25 @@ async fn post_kickoff(
     page: Option<&str>,
     look_first: bool,
 ) -> Result<String, JobError> {
-    let content = kickoff_content(incident, page);
-    if look_first {
-        match slack
-            .find_posted(room, KICKOFF_EVENT, "incident", &incident.key())
-            .await
-        {
-            Ok(Some(ts)) => {
-                tracing::info!(incident = %incident.key(), %ts, "adopting the kickoff an earlier attempt posted");
-                slack.update(room, &ts, content).await?;
-                return Ok(ts);
-            }
-            Ok(None) => {}
-            Err(e) if e.is_retryable() => return Err(e.into()),
-            Err(e) => {
-                tracing::warn!(incident = %incident.key(), error = %e, "could not look for an earlier kickoff; posting");
-            }
+    let mark = Mark::kickoff(incident);
+    match post_marked(
+        slack,
+        room,
+        render::kickoff(incident, page),
+        &mark,
+        look_first,
+    )
+    .await?
+    {
+        Posted::Now(ts) => Ok(ts),
+        Posted::Found(ts) => {
+            tracing::info!(incident = %incident.key(), %ts, "adopting the kickoff an earlier attempt posted");
+            slack
+                .update(room, &ts, kickoff_content(incident, page))
+                .await?;
+            Ok(ts)
         }
     }
-    Ok(slack.post(room, content).await?.ts)
 }
 
 /// A Slack message reference as the adapter writes it: `<channel>:<ts>`.
@@ -694,16 +864,25 @@ pub async fn send_replies(
     Ok(JobOutcome::none())
 }
 
-/// Pages `user` by Slack DM: opens the DM and posts the page with an Acknowledge button.
+/// Pages `user` by Slack DM, as attempt `run` of the page's job: opens the DM and posts the
+/// page with an Acknowledge button (once per job, see [`post_marked`]).
 pub async fn send_page_dm(
     ctx: &AppContext,
     incident: &Incident,
     user: &str,
     step: usize,
+    run: JobRun,
 ) -> Result<(), JobError> {
     let slack = api(ctx)?;
-    let dm = slack.open_dm(user).await?;
-    slack.post(&dm, render::page_dm(incident, step)).await?;
+    post_dm(
+        slack,
+        run,
+        incident,
+        0,
+        user,
+        render::page_dm(incident, step),
+    )
+    .await?;
     Ok(())
 }
 
@@ -722,8 +901,8 @@ fn published(
 
 /// Records a publication, or posts the draft in the war room for a human to paste.
 async fn publish_or_draft(
-    _ctx: &AppContext,
     slack: &SlackApi,
+    run: JobRun,
     incident: &Incident,
     now: chrono::DateTime<chrono::Utc>,
     what: &str,
@@ -738,9 +917,8 @@ async fn publish_or_draft(
             body,
         } => {
             let room = war_room(incident)?;
-            slack
-                .post(&room.id, render::draft(label, &reason, &title, &body))
-                .await?;
+            let content = render::draft(label, &reason, &title, &body);
+            post(slack, run, incident, 0, &room.id, content).await?;
             Ok(published(
                 incident,
                 now,

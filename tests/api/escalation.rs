@@ -24,6 +24,7 @@ crate::on_both_backends!(
     nobody_acknowledging_after_the_last_step_is_announced,
     a_step_that_can_page_nobody_is_announced,
     a_step_whose_every_page_fails_is_announced,
+    a_page_dm_whose_answer_is_lost_reaches_the_contact_once,
 );
 
 pub const ESCALATION_CONFIG: &str = r#"
@@ -875,4 +876,43 @@ async fn a_step_whose_every_page_fails_is_announced(backend: Backend) {
         s.hooks("flaky").into_iter().find(|h| h.status == 200)
     })
     .await;
+}
+
+async fn a_page_dm_whose_answer_is_lost_reaches_the_contact_once(backend: Backend) {
+    let app = spawn(backend).await;
+    let start = app.clock.now();
+    app.open("P0", "payments down").await;
+    app.settled().await;
+    assert_eq!(app.slack.dm_posts(PRIMARY).len(), 1);
+    // The status nudge at 10 minutes is posted before the fault.
+    at_minute(&app, start, 14).await;
+    // Step 2 at 15 minutes DMs senior (and calls a webhook): that DM reaches Slack, but its
+    // answer is lost.
+    app.slack.succeed_then_fail_next("chat.postMessage", 1);
+    at_minute(&app, start, 15).await;
+    let dm = lost_post_channel(&app.slack);
+    assert!(
+        app.slack.dm_channels("U0SENIOR").contains(&dm),
+        "the lost answer was senior's page: {dm}"
+    );
+    app.advance_until("the page retried", Duration::from_millis(500), |s| {
+        let retried = s
+            .api_calls("conversations.history")
+            .iter()
+            .any(|c| c.param_str("channel") == Some(dm.as_str()));
+        (retried || s.messages_in(&dm).len() > 1).then_some(())
+    })
+    .await;
+    app.settled().await;
+
+    let pages = app.slack.messages_in(&dm);
+    assert_eq!(pages.len(), 1, "senior is paged once: {pages:#?}");
+    assert_eq!(pages[0]["metadata"]["event_type"], "warroom_post");
+    assert_eq!(pages[0]["metadata"]["event_payload"]["incident"], "INC-1");
+    // The page counts as sent, once.
+    let paged: Vec<_> = paged_texts(&app.timeline(1).await)
+        .into_iter()
+        .filter(|t| t.contains("Paged senior by Slack DM"))
+        .collect();
+    assert_eq!(paged.len(), 1, "{paged:?}");
 }

@@ -713,6 +713,18 @@ impl TestApp {
     }
 }
 
+/// The channel of the one `chat.postMessage` that reached Slack but whose answer was lost
+/// (`succeed_then_fail_next`); fails the test unless exactly one was.
+pub fn lost_post_channel(slack: &SlackEmulator) -> String {
+    let lost: Vec<_> = slack
+        .api_calls("chat.postMessage")
+        .into_iter()
+        .filter(|c| c.status == 500)
+        .collect();
+    assert_eq!(lost.len(), 1, "the answer of one post was lost");
+    lost[0].param_str("channel").unwrap_or_default().to_string()
+}
+
 /// A `reaction_added`/`reaction_removed` event.
 pub fn reaction(kind: &str, user: &str, emoji: &str, channel: &str, ts: &str) -> serde_json::Value {
     serde_json::json!({

@@ -14,6 +14,7 @@ crate::on_both_backends!(
     review_reminders_until_closed,
     web_pages_need_loopback_a_link_or_a_token,
     a_retried_customer_email_skips_recipients_already_sent,
+    a_review_whose_upload_answer_is_lost_is_shared_once,
 );
 
 const RESOLUTION_CONFIG: &str = r#"
@@ -520,4 +521,40 @@ async fn web_pages_need_loopback_a_link_or_a_token(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(wrong.status().as_u16(), 401);
+}
+
+async fn a_review_whose_upload_answer_is_lost_is_shared_once(backend: Backend) {
+    let app = spawn(backend).await;
+    let inc = app.open("P1", "search is down").await;
+    app.settled().await;
+    // The review is shared in the war room, but the answer of the upload's completion is lost.
+    app.slack
+        .succeed_then_fail_next("files.completeUploadExternal", 1);
+    let submitted = app.interaction(&resolve_view(1, "no")).await;
+    assert_eq!(submitted.status, 200);
+    let shared = |s: &warroom::emulator::SlackEmulator| {
+        s.messages_in(&inc.room)
+            .into_iter()
+            .filter(|m| m["files"][0]["title"] == "INC-1 post-incident review")
+            .count()
+    };
+    app.advance_until("the review retried", Duration::from_millis(500), |s| {
+        let looked = s
+            .api_calls("conversations.history")
+            .iter()
+            .any(|c| c.param_str("channel") == Some(inc.room.as_str()));
+        (looked || shared(s) > 1).then_some(())
+    })
+    .await;
+    app.settled().await;
+
+    let completions = app.slack.api_calls("files.completeUploadExternal");
+    assert_eq!(completions.len(), 1, "uploaded once: {completions:#?}");
+    assert_eq!(shared(&app.slack), 1, "one review in the war room");
+    let events = published(&app.timeline(1).await);
+    let reviews: Vec<_> = events
+        .iter()
+        .filter(|t| t.starts_with("Post-incident review posted"))
+        .collect();
+    assert_eq!(reviews.len(), 1, "{events:#?}");
 }

@@ -26,6 +26,7 @@ crate::on_both_backends!(
     user_text_never_becomes_a_mention,
     long_resolutions_are_announced,
     retried_kickoff_is_posted_once,
+    status_updates_whose_answer_is_lost_are_posted_once,
 );
 
 fn kinds(events: &[warroom::core::TimelineEvent]) -> Vec<&'static str> {
@@ -1112,16 +1113,9 @@ async fn retried_kickoff_is_posted_once(backend: Backend) {
     .await;
     app.settled().await;
 
-    let lost: Vec<_> = app
-        .slack
-        .api_calls("chat.postMessage")
-        .into_iter()
-        .filter(|c| c.status == 500)
-        .collect();
-    assert_eq!(lost.len(), 1);
     assert_eq!(
-        lost[0].param_str("channel"),
-        Some(room.as_str()),
+        lost_post_channel(&app.slack),
+        room,
         "the kickoff's answer was lost"
     );
     let messages = app.slack.messages_in(&room);
@@ -1150,4 +1144,54 @@ async fn retried_kickoff_is_posted_once(backend: Backend) {
         .expect("second kickoff")["metadata"]
         .clone();
     assert_eq!(metadata["event_payload"]["incident"], "INC-2");
+}
+
+/// The messages in `channel` whose text contains `needle`.
+fn messages_saying(slack: &SlackEmulator, channel: &str, needle: &str) -> Vec<serde_json::Value> {
+    slack
+        .messages_in(channel)
+        .into_iter()
+        .filter(|m| m["text"].as_str().unwrap_or_default().contains(needle))
+        .collect()
+}
+
+async fn status_updates_whose_answer_is_lost_are_posted_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // A P1: its status update goes to the war room and, announced, to the announce channel;
+    // it pages nobody.
+    let inc = app.open("P1", "checkout is slow").await;
+    app.settled().await;
+    let history_before = app.slack.api_calls("conversations.history").len();
+    // Whichever of the two posts comes first reaches Slack, but its answer is lost.
+    app.slack.succeed_then_fail_next("chat.postMessage", 1);
+    let answer = app.in_room(&inc, "status rolled back v1.2.4", ALICE).await;
+    assert!(answer.text().contains("Status update posted"), "{answer:?}");
+    app.advance_until("the lost post retried", Duration::from_millis(500), |s| {
+        let posted = |c: &str| messages_saying(s, c, "rolled back v1.2.4").len();
+        let (in_room, announced) = (posted(&inc.room), posted(ANNOUNCE));
+        let looked = s.api_calls("conversations.history").len() > history_before;
+        (in_room > 0 && announced > 0 && (looked || in_room + announced > 2)).then_some(())
+    })
+    .await;
+    app.settled().await;
+
+    let lost_in = lost_post_channel(&app.slack);
+    assert!(lost_in == inc.room || lost_in == ANNOUNCE, "{lost_in}");
+    for channel in [inc.room.as_str(), ANNOUNCE] {
+        let posted = messages_saying(&app.slack, channel, "rolled back v1.2.4");
+        assert_eq!(posted.len(), 1, "once in {channel}: {posted:#?}");
+        // Each post names its incident and its job, the same on every attempt.
+        let metadata = &posted[0]["metadata"];
+        assert_eq!(metadata["event_type"], "warroom_post", "{metadata}");
+        assert_eq!(metadata["event_payload"]["incident"], "INC-1", "{metadata}");
+        assert!(metadata["event_payload"]["post"].is_string(), "{metadata}");
+    }
+    // Only the retry looked, in the channel whose answer was lost.
+    let looked = app.slack.api_calls("conversations.history");
+    let looked = &looked[history_before..];
+    assert!(!looked.is_empty());
+    assert!(looked
+        .iter()
+        .all(|c| c.param_str("channel") == Some(lost_in.as_str())
+            && c.param_str("include_all_metadata") == Some("true")));
 }

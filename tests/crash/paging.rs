@@ -5,12 +5,14 @@ use chrono::Utc;
 
 use crate::harness::*;
 use crate::helpers::*;
+use serde_json::Value;
 use warroom::emulator::StallPoint;
 
 crate::on_both_backends!(
     a_page_in_flight_at_the_kill_reaches_its_contact_once,
     a_step_due_while_down_pages_once_after_the_restart,
     an_acknowledgement_answered_before_the_kill_holds,
+    a_slack_dm_page_in_flight_at_the_kill_reaches_its_contact_once,
 );
 
 /// Two steps: the primary at once, the senior a few seconds later; both by signed webhook
@@ -52,6 +54,18 @@ async fn second_step_due(app: &Crashable) -> chrono::DateTime<Utc> {
         .unwrap_or_else(Utc::now)
 }
 
+/// Waits until there are page jobs and none is waiting or running.
+async fn pages_finished(app: &Crashable) {
+    app.jobs_until("the pages to be finished", |jobs| {
+        let pages: Vec<_> = jobs.iter().filter(|j| j.kind == "page").collect();
+        !pages.is_empty()
+            && pages
+                .iter()
+                .all(|j| j.state != "pending" && j.state != "running")
+    })
+    .await;
+}
+
 /// Waits until every escalation step has had its time and none is waiting or running.
 async fn steps_over(app: &Crashable) {
     app.jobs_until("the escalation steps to be over", |jobs| {
@@ -76,14 +90,7 @@ async fn a_page_in_flight_at_the_kill_reaches_its_contact_once(backend: Backend)
     app.slack.release_stalled();
     app.restart_ok().await;
 
-    app.jobs_until("the pages to be finished", |jobs| {
-        let pages: Vec<_> = jobs.iter().filter(|j| j.kind == "page").collect();
-        !pages.is_empty()
-            && pages
-                .iter()
-                .all(|j| j.state != "pending" && j.state != "running")
-    })
-    .await;
+    pages_finished(&app).await;
     assert_eq!(
         deliveries(&app.slack, "primary", "page").len(),
         1,
@@ -97,6 +104,44 @@ async fn a_page_in_flight_at_the_kill_reaches_its_contact_once(backend: Backend)
         .filter(|j| j.state == "failed")
         .collect();
     assert!(failed.is_empty(), "gave up: {failed:#?}");
+}
+
+/// The page DM reached Slack, but the process died before recording it: the retry finds it in
+/// the DM's history by its metadata and does not post it again.
+async fn a_slack_dm_page_in_flight_at_the_kill_reaches_its_contact_once(backend: Backend) {
+    let mut app = Crashable::start(backend, PAGING_CONFIG).await;
+    let primary_dm = format!("D{PRIMARY}");
+    let stalled_dm = primary_dm.clone();
+    app.slack
+        .stall_next_where("chat.postMessage", StallPoint::BeforeAnswering, move |p| {
+            p.get("channel").and_then(Value::as_str) == Some(stalled_dm.as_str())
+        });
+    app.open("P0", "api down").await;
+    app.stalled("chat.postMessage").await;
+    assert_eq!(
+        app.slack.messages_in(&primary_dm).len(),
+        1,
+        "Slack has the page"
+    );
+
+    app.kill().await;
+    app.slack.release_stalled();
+    app.restart_ok().await;
+
+    pages_finished(&app).await;
+    let pages = app.slack.messages_in(&primary_dm);
+    assert_eq!(
+        pages.len(),
+        1,
+        "the primary is paged once by DM: {pages:#?}"
+    );
+    assert!(
+        app.slack
+            .api_calls("conversations.history")
+            .iter()
+            .any(|c| c.param_str("channel") == Some(primary_dm.as_str())),
+        "the retry looked in the DM"
+    );
 }
 
 /// Spec §4: a step that is due while the bot is down fires when it comes back, once.
