@@ -106,6 +106,12 @@ pub enum JobChange {
     },
     /// Effects that follow (pages of an escalation step, the next reminder).
     Enqueue(Vec<Effect>),
+    /// A page was delivered: it is no longer in flight (committed with the job's completion,
+    /// so a delivered page costs no transaction of its own).
+    PageSent {
+        delivery: store::PageDelivery,
+        detail: String,
+    },
 }
 
 /// What a successful job leaves behind.
@@ -519,6 +525,16 @@ async fn finish(
                 }
                 JobChange::Enqueue(effects) => {
                     enqueue_effects(&mut tx, incident, &effects, now).await?;
+                }
+                JobChange::PageSent { delivery, detail } => {
+                    store::set_page_state(
+                        &mut tx,
+                        &delivery,
+                        store::PageState::Sent,
+                        Some(&detail),
+                        now,
+                    )
+                    .await?;
                 }
             }
         }

@@ -409,55 +409,50 @@ async fn send_page(
 /// gets through is no alarm); a permanent failure counts at once.
 pub const FAILURES_BEFORE_ALARM: i64 = 3;
 
-/// Records how a page ended. When every page of its step has now failed (each
-/// [`FAILURES_BEFORE_ALARM`] times or for good), that is an event (once per step), committed
-/// together with the page's state.
-async fn end_page(
+/// Records that a page's send failed (it is no longer in flight). When every page of its step
+/// has now failed (each [`FAILURES_BEFORE_ALARM`] times or for good), that is an event (once
+/// per step), committed together with the page's state. (A delivered page is recorded with its
+/// job's completion: [`JobChange::PageSent`].)
+async fn page_failed(
     ctx: &AppContext,
     incident: &Incident,
     delivery: &store::PageDelivery,
-    result: &Result<String, JobError>,
+    error: &JobError,
 ) -> Result<(), crate::store::StoreError> {
     let now = ctx.clock.now();
     let (mut tx, paging) = lock_while_paging(ctx, incident.number).await?;
-    let (state, detail) = match result {
-        Ok(detail) => (store::PageState::Sent, detail.clone()),
-        Err(JobError::Retry { reason, .. } | JobError::Fatal(reason)) => {
-            (store::PageState::Failed, reason.clone())
-        }
+    let (JobError::Retry { reason, .. } | JobError::Fatal(reason)) = error;
+    let state = store::PageState::Failed;
+    store::set_page_state(&mut tx, delivery, state, Some(reason), now).await?;
+    // A permanent failure will not be retried: it counts as failing for good.
+    let fatal = matches!(error, JobError::Fatal(_));
+    let n = if fatal { FAILURES_BEFORE_ALARM } else { 1 };
+    store::count_page_failures(&mut tx, delivery, n).await?;
+    let step =
+        store::plan_pages(&mut tx, incident.number, delivery.plan, Some(delivery.step)).await?;
+    let failing = |p: &store::PageRecord| {
+        p.state == store::PageState::Failed && p.failures >= FAILURES_BEFORE_ALARM
     };
-    store::set_page_state(&mut tx, delivery, state, Some(&detail), now).await?;
-    if state == store::PageState::Failed {
-        // A permanent failure will not be retried: it counts as failing for good.
-        let fatal = matches!(result, Err(JobError::Fatal(_)));
-        let n = if fatal { FAILURES_BEFORE_ALARM } else { 1 };
-        store::count_page_failures(&mut tx, delivery, n).await?;
-        let step =
-            store::plan_pages(&mut tx, incident.number, delivery.plan, Some(delivery.step)).await?;
-        let failing = |p: &store::PageRecord| {
-            p.state == store::PageState::Failed && p.failures >= FAILURES_BEFORE_ALARM
-        };
-        if paging.is_some() && !step.is_empty() && step.iter().all(failing) {
-            let failures = step
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{} by {}: {}",
-                        p.contact,
-                        route_label(&p.channel),
-                        short_reason(p.detail.as_deref().unwrap_or("failed"))
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
-            let text = format!(
-                "{}: every page of escalation step {} failed, nobody was reached ({failures}). warroom keeps retrying.",
-                incident.key(),
-                delivery.step + 1
-            );
-            let key = format!("{}:{}:failed", delivery.plan, delivery.step);
-            record_unreachable(&mut tx, incident.number, &key, text, now).await?;
-        }
+    if paging.is_some() && !step.is_empty() && step.iter().all(failing) {
+        let failures = step
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} by {}: {}",
+                    p.contact,
+                    route_label(&p.channel),
+                    short_reason(p.detail.as_deref().unwrap_or("failed"))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let text = format!(
+            "{}: every page of escalation step {} failed, nobody was reached ({failures}). warroom keeps retrying.",
+            incident.key(),
+            delivery.step + 1
+        );
+        let key = format!("{}:{}:failed", delivery.plan, delivery.step);
+        record_unreachable(&mut tx, incident.number, &key, text, now).await?;
     }
     tx.commit().await?;
     ctx.wake.notify_waiters();
@@ -499,22 +494,32 @@ pub async fn perform(
             else {
                 return Ok(JobOutcome::none());
             };
-            let result = send_page(ctx, &incident, who, &delivery, run).await;
-            if let Err(e) = end_page(ctx, &incident, &delivery, &result).await {
-                // The page stays `sending` until IN_FLIGHT_LIMIT passes; the job's outcome
-                // is still recorded below.
-                tracing::error!(incident = incident.number, error = %e, "could not record a page's end");
-            }
-            let detail = result?;
-            Ok(JobOutcome::none().with(JobChange::Timeline {
-                event: TimelineEvent::new(
-                    now,
-                    None,
-                    TimelineKind::Paged,
-                    format!("Paged {contact} by {detail} — escalation step {}", step + 1),
-                ),
-                source_key: Some(delivery.key.clone()),
-            }))
+            let detail = match send_page(ctx, &incident, who, &delivery, run).await {
+                Ok(detail) => detail,
+                Err(error) => {
+                    if let Err(e) = page_failed(ctx, &incident, &delivery, &error).await {
+                        // The page stays `sending` until IN_FLIGHT_LIMIT passes; the job's
+                        // outcome is still recorded.
+                        tracing::error!(incident = incident.number, error = %e, "could not record a page's failure");
+                    }
+                    return Err(error);
+                }
+            };
+            // Delivered: no longer in flight, recorded with the job's completion.
+            Ok(JobOutcome::none()
+                .with(JobChange::PageSent {
+                    delivery: delivery.clone(),
+                    detail: detail.clone(),
+                })
+                .with(JobChange::Timeline {
+                    event: TimelineEvent::new(
+                        now,
+                        None,
+                        TimelineKind::Paged,
+                        format!("Paged {contact} by {detail} — escalation step {}", step + 1),
+                    ),
+                    source_key: Some(delivery.key.clone()),
+                }))
         }
         Effect::AcknowledgePagers | Effect::ResolvePagers => {
             // A trigger in flight would land after this and reopen the page on PagerDuty:

@@ -140,6 +140,100 @@ pub async fn claim_jobs(
     cap: AttemptCap<'_>,
 ) -> StoreResult<(Vec<ClaimedJob>, Vec<ExhaustedJob>)> {
     let db_now = db_now_ms(store.backend());
+    let exhausted = if store.housekeeping.due() {
+        let exhausted = housekeeping(store, due_by, cap).await?;
+        store.housekeeping.done();
+        exhausted
+    } else {
+        Vec::new()
+    };
+    let lock = match store.backend() {
+        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    // The claim itself never takes a job that used up its attempts, nor an expired attempt
+    // that a pending job of its coalesce key supersedes, so skipping the housekeeping under a
+    // burst changes what is bookkept when, never what runs.
+    let sql = format!(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, \
+         lease_until = {db_now} + $1, updated_at = $2, \
+         failing_since = CASE WHEN attempts > 0 THEN COALESCE(failing_since, run_at) \
+           ELSE failing_since END \
+         WHERE id IN (SELECT id FROM jobs j WHERE (blocked_by IS NULL OR EXISTS ( \
+             SELECT 1 FROM jobs b WHERE b.id = j.blocked_by AND b.state = 'done')) AND \
+           ((state = 'pending' AND run_at <= $2) OR (state = 'running' AND lease_until <= {db_now} \
+             AND (coalesce_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs p \
+                  WHERE p.coalesce_key = j.coalesce_key AND p.state = 'pending')))) \
+           AND (attempts < $4 OR {essential}) \
+           AND (coalesce_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r \
+                WHERE r.coalesce_key = j.coalesce_key AND r.id <> j.id \
+                AND r.state = 'running' AND r.lease_until > {db_now})) \
+           ORDER BY run_at, id LIMIT $3 {lock}) \
+         RETURNING id, kind, incident, payload, attempts, run_at, failing_since",
+        essential = essential_and_open(cap.essential).replace("jobs.", "j.")
+    );
+    let rows = sqlx::query(&sql)
+        .bind(lease.num_milliseconds())
+        .bind(ms(due_by))
+        .bind(limit)
+        .bind(cap.max_attempts)
+        .fetch_all(store.pool())
+        .await?;
+    let mut jobs = rows
+        .iter()
+        .map(claimed_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+    jobs.sort_by_key(|j| (j.run_at, j.id));
+    store.housekeeping.claimed(jobs.len() as i64 >= limit);
+    Ok((jobs, exhausted))
+}
+
+/// Paces the queue's housekeeping: before every claim while the queue keeps up, at most once
+/// a second while every claim fills its batch (a burst), where two more writes per claim
+/// would slow the very jobs that are late.
+#[derive(Debug, Default)]
+pub struct Housekeeping {
+    /// Milliseconds since `START` of the last run; 0 = never.
+    last_ms: std::sync::atomic::AtomicU64,
+    /// The last claim took as many jobs as it asked for.
+    saturated: std::sync::atomic::AtomicBool,
+}
+
+static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+impl Housekeeping {
+    const EVERY_MS: u64 = 1000;
+
+    fn now_ms() -> u64 {
+        let start = START.get_or_init(std::time::Instant::now);
+        start.elapsed().as_millis() as u64 + 1
+    }
+
+    fn due(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let last = self.last_ms.load(Relaxed);
+        !self.saturated.load(Relaxed) || last == 0 || Self::now_ms() - last >= Self::EVERY_MS
+    }
+
+    fn done(&self) {
+        self.last_ms
+            .store(Self::now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn claimed(&self, full: bool) {
+        self.saturated
+            .store(full, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Cancels expired attempts superseded by a pending job of their coalesce key, and fails the
+/// claimable jobs that used up their attempts (with the jobs that waited for them).
+async fn housekeeping(
+    store: &Store,
+    due_by: DateTime<Utc>,
+    cap: AttemptCap<'_>,
+) -> StoreResult<Vec<ExhaustedJob>> {
+    let db_now = db_now_ms(store.backend());
     // An attempt whose lease expired while a newer job with its coalesce key waits is
     // superseded: cancel it rather than run it again beside the newer one.
     sqlx::query(&format!(
@@ -152,37 +246,7 @@ pub async fn claim_jobs(
     .bind(ms(due_by))
     .execute(store.pool())
     .await?;
-    let exhausted = fail_exhausted_jobs(store, due_by, cap).await?;
-    let lock = match store.backend() {
-        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-        Backend::Sqlite => "",
-    };
-    let sql = format!(
-        "UPDATE jobs SET state = 'running', attempts = attempts + 1, \
-         lease_until = {db_now} + $1, updated_at = $2, \
-         failing_since = CASE WHEN attempts > 0 THEN COALESCE(failing_since, run_at) \
-           ELSE failing_since END \
-         WHERE id IN (SELECT id FROM jobs j WHERE (blocked_by IS NULL OR EXISTS ( \
-             SELECT 1 FROM jobs b WHERE b.id = j.blocked_by AND b.state = 'done')) AND \
-           ((state = 'pending' AND run_at <= $2) OR (state = 'running' AND lease_until <= {db_now})) \
-           AND (coalesce_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r \
-                WHERE r.coalesce_key = j.coalesce_key AND r.id <> j.id \
-                AND r.state = 'running' AND r.lease_until > {db_now})) \
-           ORDER BY run_at, id LIMIT $3 {lock}) \
-         RETURNING id, kind, incident, payload, attempts, run_at, failing_since"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(lease.num_milliseconds())
-        .bind(ms(due_by))
-        .bind(limit)
-        .fetch_all(store.pool())
-        .await?;
-    let mut jobs = rows
-        .iter()
-        .map(claimed_from_row)
-        .collect::<StoreResult<Vec<_>>>()?;
-    jobs.sort_by_key(|j| (j.run_at, j.id));
-    Ok((jobs, exhausted))
+    fail_exhausted_jobs(store, due_by, cap).await
 }
 
 /// Fails the claimable jobs (pending and due, or running with an expired lease) that used up
@@ -193,9 +257,15 @@ async fn fail_exhausted_jobs(
     cap: AttemptCap<'_>,
 ) -> StoreResult<Vec<ExhaustedJob>> {
     let db_now = db_now_ms(store.backend());
+    // SQLite, without statistics, would rather scan every due job than the few with many
+    // attempts: name the index.
+    let table = match store.backend() {
+        Backend::Sqlite => "jobs INDEXED BY jobs_attempts",
+        Backend::Postgres => "jobs",
+    };
     let mut tx = store.begin().await?;
     let rows = sqlx::query(&format!(
-        "UPDATE jobs SET state = 'failed', lease_until = NULL, updated_at = $1, \
+        "UPDATE {table} SET state = 'failed', lease_until = NULL, updated_at = $1, \
          last_error = 'gave up after ' || CAST(attempts AS TEXT) || \
            ' attempts; last error: ' || COALESCE(last_error, 'none (its worker died)') \
          WHERE attempts >= $2 AND blocked_by IS NULL \

@@ -50,6 +50,8 @@ pub struct Store {
     pool: AnyPool,
     read: AnyPool,
     backend: Backend,
+    /// When the queue's housekeeping last ran before a claim (see [`claim_jobs`]).
+    housekeeping: std::sync::Arc<jobs::Housekeeping>,
 }
 
 /// Read-only connections to a SQLite file.
@@ -125,6 +127,7 @@ impl Store {
             pool,
             read,
             backend,
+            housekeeping: Default::default(),
         })
     }
 
