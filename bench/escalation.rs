@@ -215,7 +215,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
     // Wait for every page.
     let deadline = Instant::now() + Duration::from_secs_f64(a.lead + a.spread + 120.0);
     loop {
-        let delivered = slack.ok_calls("chat.postMessage").len();
+        let delivered = slack.count_ok_calls("chat.postMessage");
         if delivered >= a.steps {
             break;
         }

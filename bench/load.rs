@@ -575,7 +575,7 @@ impl Bench {
             kickoff: Vec::with_capacity(opens),
         };
         for i in 0..opens {
-            let rooms_before = self.emulator.ok_calls("conversations.create").len();
+            let rooms_before = self.emulator.count_ok_calls("conversations.create");
             let request =
                 self.slash_command(&format!("open P1 kickoff latency {i}"), &format!("b{i}"));
             let sent_at = Instant::now();
@@ -600,7 +600,7 @@ impl Bench {
                 bail!(
                     "phase B open {i}: no war room with a kickoff within {KICKOFF_TIMEOUT:?} \
                      ({} war rooms created in all)",
-                    self.emulator.ok_calls("conversations.create").len()
+                    self.emulator.count_ok_calls("conversations.create")
                 );
             };
             out.ack.push(ack);

@@ -444,6 +444,17 @@ impl SlackEmulator {
         self.filter_calls(|c| c.kind == CallKind::Api && c.method == method && c.ok())
     }
 
+    /// How many [`ok_calls`](Self::ok_calls) of `method` there are, without copying them (a
+    /// benchmark polls this while the emulator is busy).
+    pub fn count_ok_calls(&self, method: &str) -> usize {
+        self.shared
+            .lock()
+            .calls
+            .iter()
+            .filter(|c| c.kind == CallKind::Api && c.method == method && c.ok())
+            .count()
+    }
+
     /// Successful `chat.postMessage` calls to `channel`.
     pub fn posts_to(&self, channel: &str) -> Vec<RecordedCall> {
         self.filter_calls(|c| {

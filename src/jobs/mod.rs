@@ -106,6 +106,8 @@ pub enum JobChange {
     },
     /// Effects that follow (pages of an escalation step, the next reminder).
     Enqueue(Vec<Effect>),
+    /// An escalation step's pages, recorded as queued with the step's completion.
+    PagesQueued(Vec<store::PageDelivery>),
     /// A page was delivered: it is no longer in flight (committed with the job's completion,
     /// so a delivered page costs no transaction of its own).
     PageSent {
@@ -525,6 +527,9 @@ async fn finish(
                 }
                 JobChange::Enqueue(effects) => {
                     enqueue_effects(&mut tx, incident, &effects, now).await?;
+                }
+                JobChange::PagesQueued(deliveries) => {
+                    store::queue_pages(&mut tx, &deliveries, now).await?;
                 }
                 JobChange::PageSent { delivery, detail } => {
                     store::set_page_state(

@@ -319,10 +319,7 @@ async fn escalation_step(
         );
         raise_unreachable(ctx, incident.number, &format!("{plan}:{step}:nobody"), text).await?;
     } else {
-        {
-            let mut conn = ctx.store.acquire().await?;
-            store::queue_pages(&mut conn, &deliveries, now).await?;
-        }
+        outcome = outcome.with(JobChange::PagesQueued(deliveries));
         outcome = outcome.with(JobChange::Timeline {
             event: TimelineEvent::new(
                 now,
