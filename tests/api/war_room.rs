@@ -893,7 +893,10 @@ async fn a_retried_timeline_reply_resumes_where_it_stopped(backend: Backend) {
     );
     // The worker that sent it is gone (its lease ran out): the job is run again.
     let deadline = std::time::Instant::now() + PATIENCE;
+    // Polls until the deadline (never a fixed wait).
+    let mut poll = tokio::time::interval(Duration::from_millis(20));
     loop {
+        poll.tick().await;
         let mut conn = app.ctx.store.acquire().await.expect("db");
         sqlx::query("UPDATE jobs SET lease_until = 0 WHERE state = 'running'")
             .execute(&mut *conn)
@@ -912,7 +915,6 @@ async fn a_retried_timeline_reply_resumes_where_it_stopped(backend: Backend) {
             std::time::Instant::now() < deadline,
             "not retried: {jobs:#?}"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let texts = |s: &SlackEmulator| -> Vec<String> {
         let replies = s.responses("tl").into_iter().filter(|c| c.ok());
