@@ -108,6 +108,29 @@ pub struct Contact {
     pub phone: Option<String>,
 }
 
+impl Contact {
+    /// The channels warroom pages a contact through, in this order.
+    pub fn paging_channels(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.slack_user.is_some() {
+            out.push("slack");
+        }
+        if self.pagerduty_routing_key.is_some() {
+            out.push("pagerduty");
+        }
+        if self.webhook_url.is_some() {
+            out.push("webhook");
+        }
+        if self.email.is_some() {
+            out.push("email");
+        }
+        if self.phone.is_some() {
+            out.push("sms");
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Reminders {
     pub status_every: Duration,
@@ -794,7 +817,7 @@ impl Config {
             }
         }
         for (name, contact) in &self.contacts {
-            if crate::paging::contact_channels(contact).is_empty() {
+            if contact.paging_channels().is_empty() {
                 out.push(format!(
                     "contacts.{name} has no paging channel (slack_user, pagerduty_routing_key, webhook_url, email or phone): paging {name} reaches nobody"
                 ));

@@ -19,34 +19,14 @@ use crate::store;
 
 use channels::{DeliveryError, PageMessage, Pagers};
 
-/// The channels warroom pages a contact through, in this order.
-pub fn contact_channels(contact: &Contact) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    if contact.slack_user.is_some() {
-        out.push("slack");
-    }
-    if contact.pagerduty_routing_key.is_some() {
-        out.push("pagerduty");
-    }
-    if contact.webhook_url.is_some() {
-        out.push("webhook");
-    }
-    if contact.email.is_some() {
-        out.push("email");
-    }
-    if contact.phone.is_some() {
-        out.push("sms");
-    }
-    out
-}
-
 /// The channels of `contact` that can be used now: email needs SMTP and SMS needs Twilio to
 /// be configured. Returns the usable ones and the ones left out.
 pub fn usable_channels(
     pagers: &Pagers,
     contact: &Contact,
 ) -> (Vec<&'static str>, Vec<&'static str>) {
-    contact_channels(contact)
+    contact
+        .paging_channels()
         .into_iter()
         .partition(|channel| match *channel {
             "email" => pagers.smtp_configured(),
@@ -597,8 +577,8 @@ mod tests {
             phone: Some("+15551234567".into()),
             ..Contact::default()
         };
-        assert_eq!(contact_channels(&contact), ["slack", "webhook", "sms"]);
-        assert!(contact_channels(&Contact::default()).is_empty());
+        assert_eq!(contact.paging_channels(), ["slack", "webhook", "sms"]);
+        assert!(Contact::default().paging_channels().is_empty());
     }
 
     #[test]
