@@ -56,7 +56,43 @@ pub struct JobRecord {
 
 /// Adds a job; `None` if a job with the same `dedup_key`, or a pending job with the same
 /// `coalesce_key`, exists already.
+///
+/// A pending job that absorbs this one stays locked until the caller's transaction commits,
+/// so no worker claims it (and renders the state it stands for) before the change that
+/// enqueued it is visible. Without the lock, PostgreSQL could hand the job to a worker
+/// between this insert and the commit, and the change would never be rendered.
 pub async fn enqueue(
+    conn: &mut AnyConnection,
+    job: &NewJob,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<i64>> {
+    let Some(coalesce_key) = &job.coalesce_key else {
+        return insert_job(conn, job, now).await;
+    };
+    // Either this transaction inserts the pending job, or it locks the one that is pending;
+    // between the two a worker may claim the pending job, hence the (short) loop.
+    for _ in 0..8 {
+        if let Some(id) = insert_job(&mut *conn, job, now).await? {
+            return Ok(Some(id));
+        }
+        let absorbed: Option<i64> = sqlx::query_scalar(
+            "UPDATE jobs SET updated_at = $1 WHERE coalesce_key = $2 AND state = 'pending' \
+             RETURNING id",
+        )
+        .bind(ms(now))
+        .bind(coalesce_key)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if absorbed.is_some() {
+            return Ok(None);
+        }
+    }
+    Err(StoreError::Corrupt(format!(
+        "no pending job for {coalesce_key} could be inserted or locked"
+    )))
+}
+
+async fn insert_job(
     conn: &mut AnyConnection,
     job: &NewJob,
     now: DateTime<Utc>,

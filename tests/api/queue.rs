@@ -340,6 +340,38 @@ async fn a_server_restarts_after_a_crash_left_a_superseded_running_job() {
     assert_eq!(states, ["cancelled", "pending"]);
 }
 
+/// On PostgreSQL a worker may claim between a command's enqueue and its commit. A kickoff
+/// update absorbed by a pending one must not be claimed (and render the old checklist) until
+/// the command that absorbed it commits. (SQLite's one writer serialises the two already.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(warroom_pg),
+    ignore = "PostgreSQL only: set WARROOM_TEST_POSTGRES_URL at build time to run it"
+)]
+async fn an_absorbed_update_is_not_claimed_before_its_command_commits() {
+    let (store, _db) = store(Backend::Postgres).await;
+    let now = Utc::now();
+    let update = coalescing("update_kickoff", "kickoff:1");
+    let mut conn = store.acquire().await.unwrap();
+    let pending = store::enqueue(&mut conn, &update, now).await.unwrap();
+    assert!(pending.is_some());
+    drop(conn);
+
+    let mut command = store.begin().await.unwrap();
+    let absorbed = store::enqueue(&mut command, &update, now).await.unwrap();
+    assert_eq!(absorbed, None, "one pending update per kickoff");
+    assert!(
+        claim(&store, now, Duration::seconds(30)).await.is_empty(),
+        "claimed while the command that it stands for is not committed"
+    );
+    command.commit().await.unwrap();
+    let claimed = claim(&store, now, Duration::seconds(30)).await;
+    assert_eq!(
+        claimed.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [pending.unwrap()]
+    );
+}
+
 async fn queue_app(backend: Backend) -> TestApp {
     spawn_app_with(Spawn {
         workers: 0,
