@@ -72,9 +72,10 @@ use sha2::Sha256;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use warroom::app::{App, AppContext, Settings};
+use warroom::app::{App, Settings};
 use warroom::clock::Clock;
 use warroom::config::{Config, Environment};
+use warroom::context::AppContext;
 use warroom::emulator::{SlackEmulator, GENERAL_CHANNEL, TEAM_DOMAIN, TEAM_ID};
 use warroom::paging::channels::PagingSettings;
 use warroom::store;

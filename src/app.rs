@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
+use axum::extract::FromRef;
+use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use secrecy::ExposeSecret;
 use slack_morphism::prelude::SlackSigningSecret;
@@ -15,32 +17,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::{Config, Environment};
-use crate::http::{self, AppState};
+use crate::context::AppContext;
+use crate::http::{self, OpsState};
+use crate::link_token::LinkSigner;
+use crate::paging::inbound::PagerDutyWebhookState;
 use crate::slack::api::SlackApi;
+use crate::slack::SlackState;
 use crate::store::{self, Backend, Store};
-
-/// What commands and jobs work with. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct AppContext {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub clock: Clock,
-    /// Signalled when jobs are enqueued or finish, so idle workers look again at once.
-    pub wake: Arc<Notify>,
-    pub slack: Option<SlackApi>,
-    /// Paging channels other than chat (PagerDuty, webhooks, email, SMS).
-    pub pagers: crate::paging::channels::Pagers,
-    /// The resolution templates (built in, or from `templates.dir`).
-    pub templates: Arc<crate::templates::Templates>,
-    /// Atlassian Statuspage, when configured.
-    pub statuspage: Option<crate::publish::Statuspage>,
-    /// This server's public base URL (`WARROOM_PUBLIC_URL`), for links in messages.
-    pub public_url: Option<String>,
-    /// Key of the HMAC that signs web links.
-    pub web_key: Arc<Vec<u8>>,
-    /// For health checks.
-    pub http: reqwest::Client,
-}
+use crate::web::WebState;
 
 /// Everything `App::build` needs.
 #[derive(Debug, Clone)]
@@ -62,6 +46,51 @@ pub struct App {
     addr: SocketAddr,
     state: AppState,
     workers: usize,
+}
+
+/// The state of the whole router: each adapter's own, reached by axum's `FromRef`.
+#[derive(Clone)]
+struct AppState {
+    ctx: AppContext,
+    ops: OpsState,
+    slack: SlackState,
+    pagerduty: PagerDutyWebhookState,
+    web: WebState,
+}
+
+impl FromRef<AppState> for OpsState {
+    fn from_ref(state: &AppState) -> Self {
+        state.ops.clone()
+    }
+}
+
+impl FromRef<AppState> for SlackState {
+    fn from_ref(state: &AppState) -> Self {
+        state.slack.clone()
+    }
+}
+
+impl FromRef<AppState> for PagerDutyWebhookState {
+    fn from_ref(state: &AppState) -> Self {
+        state.pagerduty.clone()
+    }
+}
+
+impl FromRef<AppState> for WebState {
+    fn from_ref(state: &AppState) -> Self {
+        state.web.clone()
+    }
+}
+
+/// Every adapter's routes, merged, with the shared layers.
+fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .merge(http::ops_router())
+        .merge(crate::slack::router())
+        .merge(crate::paging::inbound::router())
+        .merge(crate::web::router(state.web.clone()))
+        .with_state(state);
+    http::with_layers(routes)
 }
 
 fn metrics_handle() -> PrometheusHandle {
@@ -127,7 +156,7 @@ impl App {
             templates: Arc::new(templates),
             statuspage: statuspage.map(crate::publish::Statuspage::new),
             public_url: env.public_url.clone(),
-            web_key: Arc::new(web_key),
+            links: LinkSigner::new(web_key),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::limited(3))
                 .build()
@@ -141,11 +170,23 @@ impl App {
             listener,
             addr,
             state: AppState {
+                ops: OpsState {
+                    store: ctx.store.clone(),
+                    metrics: metrics_handle(),
+                },
+                slack: SlackState {
+                    ctx: ctx.clone(),
+                    verifier: slack_verifier,
+                },
+                pagerduty: PagerDutyWebhookState {
+                    ctx: ctx.clone(),
+                    secret: env.pagerduty_webhook_secret.clone(),
+                },
+                web: WebState {
+                    ctx: ctx.clone(),
+                    web_token: env.web_token.clone(),
+                },
                 ctx,
-                slack_verifier,
-                metrics: metrics_handle(),
-                pagerduty_webhook_secret: env.pagerduty_webhook_secret.clone(),
-                web_token: env.web_token.clone(),
             },
             workers,
         })
@@ -169,7 +210,7 @@ impl App {
             ));
         }
         let store = self.state.ctx.store.clone();
-        let router = http::router(self.state);
+        let router = router(self.state);
         tracing::info!(addr = %self.addr, "warroom listening");
         let stop = shutdown.clone();
         let served = axum::serve(

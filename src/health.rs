@@ -9,8 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppContext;
 use crate::config::HealthService;
+use crate::context::AppContext;
 use crate::core::hotfix::{self, Observation, ServiceChange};
 use crate::core::{Effect, Incident, Status, TimelineEvent, TimelineKind};
 use crate::jobs::{JobError, JobOutcome};

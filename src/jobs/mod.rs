@@ -12,7 +12,7 @@ use sqlx::AnyConnection;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppContext;
+use crate::context::AppContext;
 use crate::core::{Effect, Platform, Status, TimelineEvent, TimelineKind, WarRoom};
 use crate::store::{self, ClaimedJob, NewJob, StoreResult};
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::app::AppContext;
 use crate::config::Contact;
+use crate::context::AppContext;
 use crate::core::{Effect, EscalationStep, Incident, TimelineEvent, TimelineKind};
 use crate::jobs::{JobChange, JobError, JobOutcome};
 use crate::slack::effects::JobRun;

@@ -1,7 +1,7 @@
 //! Carrying out core effects on Slack. Each function is one job: it reads nothing but the
 //! incident it is given, makes its Slack calls, and returns the state changes to commit.
 
-use crate::app::AppContext;
+use crate::context::AppContext;
 use crate::core::{pin_key, ChannelName, Effect, Incident, TimelineEvent, TimelineKind, WarRoom};
 use crate::jobs::{JobChange, JobError, JobOutcome};
 use crate::resolution::{self, Publication};

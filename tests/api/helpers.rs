@@ -8,9 +8,10 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
-use warroom::app::{App, AppContext, Settings};
+use warroom::app::{App, Settings};
 use warroom::clock::Clock;
 use warroom::config::{Config, Environment};
+use warroom::context::AppContext;
 use warroom::core::{Incident, TimelineEvent};
 use warroom::emulator::SlackEmulator;
 use warroom::paging::channels::PagingSettings;
