@@ -18,10 +18,15 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::{Config, Environment};
 use crate::context::AppContext;
+use crate::effect_router::EffectRouter;
+use crate::health::PollHandler;
 use crate::http::{self, OpsState};
+use crate::jobs::{Handlers, Queue};
 use crate::link_token::LinkSigner;
 use crate::paging::inbound::PagerDutyWebhookState;
+use crate::retention::RetentionHandler;
 use crate::slack::api::SlackApi;
+use crate::slack::effects::ReplyHandler;
 use crate::slack::SlackState;
 use crate::store::{self, Backend, Store};
 use crate::web::WebState;
@@ -45,6 +50,7 @@ pub struct App {
     listener: TcpListener,
     addr: SocketAddr,
     state: AppState,
+    queue: Queue,
     workers: usize,
 }
 
@@ -162,6 +168,12 @@ impl App {
                 .build()
                 .context("cannot build the HTTP client")?,
         };
+        let queue = Queue::new(
+            ctx.store.clone(),
+            ctx.clock.clone(),
+            ctx.wake.clone(),
+            job_handlers(&ctx)?,
+        );
         let listener = TcpListener::bind(env.bind)
             .await
             .with_context(|| format!("cannot listen on {}", env.bind))?;
@@ -188,6 +200,7 @@ impl App {
                 },
                 ctx,
             },
+            queue,
             workers,
         })
     }
@@ -200,14 +213,26 @@ impl App {
         self.state.ctx.clone()
     }
 
+    /// The job queue with every handler registered (tests drive it with `run_once`).
+    pub fn queue(&self) -> Queue {
+        self.queue.clone()
+    }
+
     /// Serves HTTP and runs the workers until `shutdown` is cancelled; then both stop.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut workers = Vec::new();
+        if self.workers > 0 {
+            let scheduled = async {
+                let ctx = &self.state.ctx;
+                let mut conn = ctx.store.acquire().await?;
+                crate::retention::schedule(&mut conn, ctx.clock.now()).await
+            };
+            if let Err(e) = scheduled.await {
+                tracing::error!(error = %e, "could not schedule the clean-up of old jobs");
+            }
+        }
         for _ in 0..self.workers {
-            workers.push(crate::jobs::spawn_worker(
-                self.state.ctx.clone(),
-                shutdown.clone(),
-            ));
+            workers.push(self.queue.spawn_worker(shutdown.clone()));
         }
         let store = self.state.ctx.store.clone();
         let router = router(self.state);
@@ -226,6 +251,16 @@ impl App {
         store.close().await;
         served.context("the HTTP server failed")
     }
+}
+
+/// Who runs which job: every handler, registered once.
+fn job_handlers(ctx: &AppContext) -> anyhow::Result<Handlers> {
+    let mut handlers = Handlers::default();
+    handlers.register(Arc::new(EffectRouter { ctx: ctx.clone() }))?;
+    handlers.register(Arc::new(ReplyHandler { ctx: ctx.clone() }))?;
+    handlers.register(Arc::new(PollHandler { ctx: ctx.clone() }))?;
+    handlers.register(Arc::new(RetentionHandler { ctx: ctx.clone() }))?;
+    Ok(handlers)
 }
 
 /// A database URL without its password, for messages.

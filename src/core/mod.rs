@@ -168,6 +168,37 @@ pub enum Effect {
 }
 
 impl Effect {
+    /// Every effect's [`Effect::name`]: the job kinds that carry effects out.
+    pub const KINDS: &'static [&'static str] = &[
+        "create_war_room",
+        "invite_to_war_room",
+        "set_war_room_topic",
+        "post_kickoff",
+        "announce_declared",
+        "reply_to_requester",
+        "escalation_step",
+        "update_kickoff",
+        "post_status_update",
+        "announce_status_update",
+        "fetch_pinned_message",
+        "page",
+        "acknowledge_pagers",
+        "status_reminder",
+        "target_warning",
+        "resolve_pagers",
+        "watch_health",
+        "post_to_war_room",
+        "post_to_announce_channel",
+        "page_user",
+        "monitoring_window_end",
+        "publish_announcement",
+        "publish_status_page",
+        "publish_customer_email",
+        "post_review",
+        "review_reminder",
+        "delivery_stuck",
+    ];
+
     /// A stable name, used as the job kind.
     pub fn name(&self) -> &'static str {
         match self {
@@ -461,6 +492,24 @@ mod duration_ms {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn effect_kinds_are_distinct_and_include_each_name() {
+        let mut kinds = Effect::KINDS.to_vec();
+        kinds.sort();
+        kinds.dedup();
+        assert_eq!(kinds.len(), Effect::KINDS.len());
+        for effect in [
+            Effect::CreateWarRoom,
+            Effect::PostKickoff,
+            Effect::UpdateKickoff,
+            Effect::WatchHealth,
+            Effect::PublishStatusPage,
+            Effect::PostReview,
+        ] {
+            assert!(Effect::KINDS.contains(&effect.name()), "{}", effect.name());
+        }
+    }
 
     #[test]
     fn only_warroom_marks_mentions_and_user_text_loses_marks() {

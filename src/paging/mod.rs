@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use crate::config::Contact;
 use crate::context::AppContext;
 use crate::core::{Effect, EscalationStep, Incident, TimelineEvent, TimelineKind};
+use crate::jobs::JobRun;
 use crate::jobs::{JobChange, JobError, JobOutcome};
-use crate::slack::effects::JobRun;
 use crate::store;
 
 use channels::{DeliveryError, PageMessage, Pagers};

@@ -3,7 +3,7 @@
 
 use crate::context::AppContext;
 use crate::core::{pin_key, ChannelName, Effect, Incident, TimelineEvent, TimelineKind, WarRoom};
-use crate::jobs::{JobChange, JobError, JobOutcome};
+use crate::jobs::{JobChange, JobError, JobOutcome, JobRun};
 use crate::resolution::{self, Publication};
 use crate::templates::Template;
 use slack_morphism::prelude::{SlackMessageContent, SlackMessageMetadata};
@@ -21,18 +21,6 @@ pub const KICKOFF_EVENT: &str = "warroom_kickoff";
 /// the index of the post within the job, the same on every attempt of that job), so a retried
 /// post finds the message an earlier attempt posted.
 pub const POST_EVENT: &str = "warroom_post";
-
-/// The attempt of a job that posts: its posts are marked with the job's id, and on a retry
-/// (an earlier attempt may have reached Slack: the attempt number is above 1, and the claim
-/// that counts an attempt commits before the attempt runs, so a run after a crash counts as a
-/// retry too) each post looks for what that attempt posted before posting again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JobRun {
-    /// The job's id, the same on every attempt.
-    pub job: i64,
-    /// Whether an earlier attempt may have posted.
-    pub retry: bool,
-}
 
 impl From<SlackCallError> for JobError {
     fn from(e: SlackCallError) -> Self {
@@ -838,6 +826,26 @@ pub async fn enqueue_replies_or(
 /// Runs a reply job; `attempt` counts its runs, this one included. Every run may have posted
 /// (a run counts before it starts), so a reply to a `response_url` posts there at most its
 /// share of the 5 times, then through its fallback, or gives up.
+/// Runs the chained replies of `/incident timeline`.
+pub struct ReplyHandler {
+    pub ctx: AppContext,
+}
+
+#[async_trait::async_trait]
+impl crate::jobs::JobHandler for ReplyHandler {
+    fn kinds(&self) -> Vec<&'static str> {
+        vec![REPLY_JOB]
+    }
+
+    async fn run(
+        &self,
+        job: &crate::store::ClaimedJob,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> Result<JobOutcome, JobError> {
+        send_replies(&self.ctx, &job.payload, job.attempts).await
+    }
+}
+
 pub async fn send_replies(
     ctx: &AppContext,
     payload: &str,

@@ -1,0 +1,48 @@
+//! The handler of the jobs that carry out a core [`Effect`]: it reads the job's incident and
+//! hands the effect to whoever performs it — paging, the health watch, or the chat platform the
+//! incident lives on.
+
+use chrono::{DateTime, Utc};
+
+use crate::context::AppContext;
+use crate::core::{Effect, Platform};
+use crate::jobs::{EffectJob, JobError, JobHandler, JobOutcome, JobRun};
+use crate::store::{self, ClaimedJob};
+
+/// Runs every effect job.
+pub struct EffectRouter {
+    pub ctx: AppContext,
+}
+
+#[async_trait::async_trait]
+impl JobHandler for EffectRouter {
+    fn kinds(&self) -> Vec<&'static str> {
+        Effect::KINDS.to_vec()
+    }
+
+    async fn run(&self, job: &ClaimedJob, now: DateTime<Utc>) -> Result<JobOutcome, JobError> {
+        let ctx = &self.ctx;
+        let payload: EffectJob = serde_json::from_str(&job.payload)
+            .map_err(|e| JobError::fatal(format!("unreadable job payload: {e}")))?;
+        let incident = {
+            let mut conn = ctx.store.acquire().await?;
+            store::get_incident(&mut conn, payload.incident).await?
+        }
+        .ok_or_else(|| JobError::fatal(format!("INC-{} does not exist", payload.incident)))?;
+        if matches!(payload.effect, Effect::WatchHealth) {
+            let mut conn = ctx.store.acquire().await?;
+            crate::health::start_polls(&mut conn, ctx, now).await?;
+            return Ok(JobOutcome::none());
+        }
+        let run = JobRun::of(job);
+        if crate::paging::is_paging_effect(&payload.effect) {
+            return crate::paging::perform(ctx, &incident, &payload.effect, run).await;
+        }
+        match incident.platform {
+            Platform::Slack => {
+                crate::slack::effects::perform(ctx, &incident, &payload.effect, run).await
+            }
+            Platform::Teams => Err(JobError::fatal("Microsoft Teams is not supported yet")),
+        }
+    }
+}
