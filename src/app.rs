@@ -15,10 +15,12 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::chat::Platforms;
 use crate::clock::Clock;
 use crate::config::{Config, Environment};
 use crate::context::AppContext;
-use crate::effect_router::EffectRouter;
+use crate::core::Platform;
+use crate::effects::EffectRouter;
 use crate::health::PollHandler;
 use crate::http::{self, OpsState};
 use crate::jobs::{Handlers, Queue};
@@ -26,7 +28,7 @@ use crate::link_token::LinkSigner;
 use crate::paging::inbound::PagerDutyWebhookState;
 use crate::retention::RetentionHandler;
 use crate::slack::api::SlackApi;
-use crate::slack::effects::ReplyHandler;
+use crate::slack::effects::{ReplyHandler, SlackChat};
 use crate::slack::SlackState;
 use crate::store::{self, Backend, Store};
 use crate::web::WebState;
@@ -157,7 +159,6 @@ impl App {
             store,
             clock,
             wake: Arc::new(Notify::new()),
-            slack,
             pagers: crate::paging::channels::Pagers::new(paging),
             templates: Arc::new(templates),
             statuspage: statuspage.map(crate::publish::Statuspage::new),
@@ -172,7 +173,7 @@ impl App {
             ctx.store.clone(),
             ctx.clock.clone(),
             ctx.wake.clone(),
-            job_handlers(&ctx)?,
+            job_handlers(&ctx, slack.as_ref())?,
         );
         let listener = TcpListener::bind(env.bind)
             .await
@@ -188,6 +189,7 @@ impl App {
                 },
                 slack: SlackState {
                     ctx: ctx.clone(),
+                    api: slack.clone(),
                     verifier: slack_verifier,
                 },
                 pagerduty: PagerDutyWebhookState {
@@ -254,10 +256,21 @@ impl App {
 }
 
 /// Who runs which job: every handler, registered once.
-fn job_handlers(ctx: &AppContext) -> anyhow::Result<Handlers> {
+fn job_handlers(ctx: &AppContext, slack: Option<&SlackApi>) -> anyhow::Result<Handlers> {
+    let mut platforms = Platforms::default();
     let mut handlers = Handlers::default();
-    handlers.register(Arc::new(EffectRouter { ctx: ctx.clone() }))?;
-    handlers.register(Arc::new(ReplyHandler { ctx: ctx.clone() }))?;
+    if let Some(api) = slack {
+        let chat = SlackChat {
+            ctx: ctx.clone(),
+            api: api.clone(),
+        };
+        platforms.register(Platform::Slack, Arc::new(chat));
+        handlers.register(Arc::new(ReplyHandler { api: api.clone() }))?;
+    }
+    handlers.register(Arc::new(EffectRouter {
+        ctx: ctx.clone(),
+        platforms,
+    }))?;
     handlers.register(Arc::new(PollHandler { ctx: ctx.clone() }))?;
     handlers.register(Arc::new(RetentionHandler { ctx: ctx.clone() }))?;
     Ok(handlers)

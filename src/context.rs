@@ -19,7 +19,6 @@ pub struct AppContext {
     pub clock: Clock,
     /// Signalled when jobs are enqueued or finish, so idle workers look again at once.
     pub wake: Arc<Notify>,
-    pub slack: Option<crate::slack::api::SlackApi>,
     /// Paging routes other than chat (PagerDuty, webhooks, email, SMS).
     pub pagers: crate::paging::channels::Pagers,
     /// The resolution templates (built in, or from `templates.dir`).

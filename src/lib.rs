@@ -5,6 +5,7 @@
 //! durable `jobs` that workers carry out.
 
 pub mod app;
+pub mod chat;
 pub mod cli;
 pub mod clock;
 pub mod commands;
@@ -12,7 +13,7 @@ pub mod config;
 pub mod context;
 pub mod core;
 pub mod demo;
-pub mod effect_router;
+pub mod effects;
 pub mod emulator;
 pub mod health;
 pub mod http;

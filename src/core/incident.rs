@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{ChannelName, Severity};
 
 /// Where an incident lives. An incident stays on the platform where it was opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Platform {
     Slack,

@@ -7,6 +7,7 @@ mod channel_name;
 mod handle;
 pub mod hotfix;
 mod incident;
+pub mod rules;
 mod severity;
 
 use std::time::Duration;

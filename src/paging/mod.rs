@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::chat::{Destination, Message, Platforms, PostKey};
 use crate::config::Contact;
 use crate::context::AppContext;
-use crate::core::{Effect, EscalationStep, Incident, TimelineEvent, TimelineKind};
+use crate::core::{Effect, EscalationStep, Incident, Platform, TimelineEvent, TimelineKind};
 use crate::jobs::JobRun;
 use crate::jobs::{JobChange, JobError, JobOutcome};
 use crate::store;
@@ -333,6 +334,7 @@ async fn escalation_step(
 /// it did.
 async fn send_page(
     ctx: &AppContext,
+    chat: &Platforms,
     incident: &Incident,
     who: &Contact,
     delivery: &store::PageDelivery,
@@ -345,7 +347,11 @@ async fn send_page(
     Ok(match delivery.channel.as_str() {
         "slack" => {
             let user = who.slack_user.as_deref().unwrap_or_default();
-            crate::slack::effects::send_page_dm(ctx, incident, user, step, run).await?;
+            let page = Message::Page { step };
+            let to = Destination::User(user);
+            chat.get(Platform::Slack)?
+                .post(to, incident, &page, PostKey::new(run, 0))
+                .await?;
             format!("Slack DM to {}", crate::core::mention(user))
         }
         "pagerduty" => {
@@ -439,6 +445,7 @@ async fn page_failed(
 /// Carries out a paging effect, as attempt `run` of its job.
 pub async fn perform(
     ctx: &AppContext,
+    chat: &Platforms,
     incident: &Incident,
     effect: &Effect,
     run: JobRun,
@@ -471,7 +478,7 @@ pub async fn perform(
             else {
                 return Ok(JobOutcome::none());
             };
-            let detail = match send_page(ctx, &incident, who, &delivery, run).await {
+            let detail = match send_page(ctx, chat, &incident, who, &delivery, run).await {
                 Ok(detail) => detail,
                 Err(error) => {
                     if let Err(e) = page_failed(ctx, &incident, &delivery, &error).await {

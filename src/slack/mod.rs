@@ -30,6 +30,8 @@ const ANSWER_WITHIN: Duration = Duration::from_millis(2500);
 #[derive(Clone)]
 pub struct SlackState {
     pub ctx: AppContext,
+    /// The Web API (modals are opened at once, not by a job), when `SLACK_BOT_TOKEN` is set.
+    pub api: Option<api::SlackApi>,
     pub verifier: Option<SlackEventSignatureVerifier>,
 }
 
@@ -295,7 +297,7 @@ const TIMELINE_CHUNK: usize = 3500;
 /// Bare `/incident open`: the declaration form. `views.open` must happen within 3 s of the
 /// trigger, so it is sent right away (a trigger cannot be replayed later anyway).
 fn open_form(state: &SlackState, cmd: &SlashCommand) -> Response {
-    let (Some(api), Some(trigger)) = (state.ctx.slack.clone(), cmd.trigger_id.clone()) else {
+    let (Some(api), Some(trigger)) = (state.api.clone(), cmd.trigger_id.clone()) else {
         return ephemeral(render::usage_error(
             &state.ctx.config.slack.command,
             "`open` needs a severity and a title, e.g. `open P0 checkout is down`",
@@ -330,7 +332,7 @@ async fn resolve_form(
             incident.key()
         )));
     }
-    let (Some(api), Some(trigger)) = (state.ctx.slack.clone(), cmd.trigger_id.clone()) else {
+    let (Some(api), Some(trigger)) = (state.api.clone(), cmd.trigger_id.clone()) else {
         return Ok(ephemeral(format!(
             ":warning: Describe the resolution: `{name} resolve &lt;summary&gt;`"
         )));
@@ -459,11 +461,9 @@ async fn block_action(
                 )))
             }
         };
-        if let (Some(incident), Some(api), Some(trigger)) = (
-            incident,
-            state.ctx.slack.clone(),
-            payload.trigger_id.clone(),
-        ) {
+        if let (Some(incident), Some(api), Some(trigger)) =
+            (incident, state.api.clone(), payload.trigger_id.clone())
+        {
             if incident.status.is_active() {
                 let view = render::resolve_modal(&incident);
                 tokio::spawn(async move {

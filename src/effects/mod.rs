@@ -1,17 +1,21 @@
-//! The handler of the jobs that carry out a core [`Effect`]: it reads the job's incident and
-//! hands the effect to whoever performs it — paging, the health watch, or the chat platform the
-//! incident lives on.
+//! The handler of the jobs that carry out a core [`Effect`] (the effect router): it reads the
+//! job's incident and hands the effect to whoever performs it — paging, the health watch, or
+//! the chat effects ([`chat`]) on the platform the incident lives on.
+
+pub mod chat;
 
 use chrono::{DateTime, Utc};
 
+use crate::chat::Platforms;
 use crate::context::AppContext;
-use crate::core::{Effect, Platform};
+use crate::core::Effect;
 use crate::jobs::{EffectJob, JobError, JobHandler, JobOutcome, JobRun};
 use crate::store::{self, ClaimedJob};
 
 /// Runs every effect job.
 pub struct EffectRouter {
     pub ctx: AppContext,
+    pub platforms: Platforms,
 }
 
 #[async_trait::async_trait]
@@ -36,13 +40,10 @@ impl JobHandler for EffectRouter {
         }
         let run = JobRun::of(job);
         if crate::paging::is_paging_effect(&payload.effect) {
-            return crate::paging::perform(ctx, &incident, &payload.effect, run).await;
+            return crate::paging::perform(ctx, &self.platforms, &incident, &payload.effect, run)
+                .await;
         }
-        match incident.platform {
-            Platform::Slack => {
-                crate::slack::effects::perform(ctx, &incident, &payload.effect, run).await
-            }
-            Platform::Teams => Err(JobError::fatal("Microsoft Teams is not supported yet")),
-        }
+        let platform = self.platforms.of(&incident)?;
+        chat::perform(ctx, platform, &incident, &payload.effect, run).await
     }
 }
