@@ -3,7 +3,6 @@
 //! Nothing here knows Slack, Teams, SQL or the clock. Callers pass the time (`now`) and the
 //! policy drawn from configuration; the results are stored and the effects become durable jobs.
 
-mod channel_name;
 mod handle;
 pub mod hotfix;
 mod incident;
@@ -15,7 +14,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use channel_name::ChannelName;
 pub use handle::{handle, pin_key, Change, Command, NewTimelineEvent, Outcome, Policies};
 pub use incident::{
     ChecklistItem, Done, Incident, Platform, Resolution, Role, Status, TimelineEvent, TimelineKind,
@@ -83,7 +81,7 @@ pub struct EscalationStep {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "effect", rename_all = "snake_case")]
 pub enum Effect {
-    /// Create the war-room channel (`Incident::channel_name`, with a suffix if taken).
+    /// Create the war room (the platform adapter names it).
     CreateWarRoom,
     /// Bring these users into the war room.
     InviteToWarRoom { users: Vec<UserId> },
@@ -340,7 +338,6 @@ pub fn open(
         .collect();
     let incident = Incident {
         number: request.number,
-        channel_name: ChannelName::for_incident(request.number, &title),
         title,
         description: inert(request.description.trim()),
         severity: request.severity,
@@ -573,7 +570,6 @@ mod tests {
         assert_eq!(inc.key(), "INC-7");
         assert_eq!(inc.title, "checkout is down");
         assert_eq!(inc.status, Status::Investigating);
-        assert_eq!(inc.channel_name.as_str(), "inc-7-checkout-is-down");
         assert_eq!(inc.target_at, t0() + chrono::Duration::hours(2));
         assert_eq!(inc.checklist.len(), 2);
         assert_eq!(inc.checklist[1].position, 2);

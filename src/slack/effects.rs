@@ -5,7 +5,9 @@
 
 use crate::chat::{ChatPlatform, Destination, Document, FetchedMessage, Message, PostKey};
 use crate::context::AppContext;
-use crate::core::{ChannelName, Incident, UserId, WarRoom};
+use crate::core::{Incident, UserId, WarRoom};
+
+use super::channel_name::ChannelName;
 use crate::jobs::{JobError, JobOutcome, JobRun};
 use slack_morphism::prelude::{SlackMessageContent, SlackMessageMetadata};
 
@@ -121,7 +123,7 @@ impl ChatPlatform for SlackChat {
         }
         Err(JobError::fatal(format!(
             "{NAME_ATTEMPTS} war-room names starting {} are taken",
-            incident.channel_name
+            ChannelName::for_incident(incident.number, &incident.title)
         )))
     }
 

@@ -2,6 +2,7 @@
 //! effects with the Web API. No rules live here.
 
 pub mod api;
+pub mod channel_name;
 pub mod effects;
 pub mod limits;
 pub mod render;
