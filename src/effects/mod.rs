@@ -26,8 +26,7 @@ impl JobHandler for EffectRouter {
 
     async fn run(&self, job: &ClaimedJob, now: DateTime<Utc>) -> Result<JobOutcome, JobError> {
         let ctx = &self.ctx;
-        let payload: EffectJob = serde_json::from_str(&job.payload)
-            .map_err(|e| JobError::fatal(format!("unreadable job payload: {e}")))?;
+        let payload = EffectJob::decode(&job.payload).map_err(JobError::fatal)?;
         let incident = {
             let mut conn = ctx.store.acquire().await?;
             store::get_incident(&mut conn, payload.incident).await?

@@ -386,10 +386,7 @@ async fn note_failing_delivery(queue: &Queue, job: &ClaimedJob, reason: &str, no
                 },
             ..
         }),
-    ) = (
-        job.incident,
-        serde_json::from_str::<EffectJob>(&job.payload),
-    )
+    ) = (job.incident, EffectJob::decode(&job.payload))
     else {
         return;
     };
