@@ -177,10 +177,8 @@ async fn run(a: Args) -> anyhow::Result<()> {
                 page: vec!["bench".into()],
                 plan: 0,
             };
-            let payload = serde_json::to_string(&warroom::jobs::EffectJob {
-                incident,
-                effect: effect.clone(),
-            })?;
+            let payload =
+                serde_json::to_string(&warroom::jobs::EffectJob::new(incident, effect.clone()))?;
             store::enqueue(
                 &mut tx,
                 &NewJob {
