@@ -2,8 +2,8 @@
 //! channel they have, one durable job per contact and channel, until someone acknowledges.
 //! A step or page that finds the incident acknowledged or resolved does nothing.
 
-pub mod channels;
 pub mod inbound;
+pub mod routes;
 pub mod smtp_sink;
 
 use std::time::Duration;
@@ -18,7 +18,7 @@ use crate::jobs::JobRun;
 use crate::jobs::{JobChange, JobError, JobOutcome};
 use crate::store;
 
-use channels::{DeliveryError, PageMessage, Pagers};
+use routes::{DeliveryError, PageMessage, Pagers};
 
 /// The channels of `contact` that can be used now: email needs SMTP and SMS needs Twilio to
 /// be configured. Returns the usable ones and the ones left out.

@@ -36,7 +36,7 @@ pub(crate) fn outbound_http_client(purpose: &str) -> reqwest::Client {
         })
 }
 
-/// Sends `request` and classifies the outcome like every paging channel: a 2xx response is
+/// Sends `request` and classifies the outcome like every paging route: a 2xx response is
 /// returned (its body unread); network failures, timeouts, 408, 429 and 5xx are retryable
 /// (honouring `Retry-After`); other statuses are fatal. `service` names the far side in error
 /// reasons, which quote the status and the start of the response body but never the URL.

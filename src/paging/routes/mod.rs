@@ -1,5 +1,5 @@
-//! The outgoing paging channels other than chat: PagerDuty Events API v2, signed generic
-//! webhooks, email over SMTP and SMS through Twilio. [`Pagers`] keeps one client per channel
+//! The outgoing paging routes other than chat: PagerDuty Events API v2, signed generic
+//! webhooks, email over SMTP and SMS through Twilio. [`Pagers`] keeps one client per route
 //! (a shared `reqwest::Client`, a lazily built SMTP transport) behind one interface, and
 //! reduces every outcome to what a durable job needs: done, retry (maybe after a given time),
 //! or give up ([`DeliveryError`]).
@@ -24,16 +24,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use email::SmtpTransport;
+use email::{SmtpSettings, SmtpTransport};
+use outbound::{check_http_url, outbound_http_client, send_classified};
+use pagerduty::DEFAULT_PAGERDUTY_EVENTS_URL;
+use sms::TwilioSettings;
 
-pub use email::{parse_recipient, SmtpSettings, SmtpTls, SMTP_TIMEOUT};
-pub(crate) use outbound::{check_http_url, outbound_http_client, send_classified};
-pub use outbound::{HTTP_TIMEOUT, MAX_RETRY_AFTER};
-pub use pagerduty::DEFAULT_PAGERDUTY_EVENTS_URL;
-pub use sms::{TwilioSettings, DEFAULT_TWILIO_API_URL, MAX_SMS_CHARS};
-pub use webhook::{sign_webhook, SIGNATURE_HEADER};
-
-/// What a page says, independent of the channel.
+/// What a page says, independent of the route.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PageMessage {
     /// The incident number, e.g. `7`.
@@ -88,7 +84,7 @@ impl DeliveryError {
     }
 }
 
-/// Settings of the paging channels, from the environment (secrets never come from files).
+/// Settings of the paging routes, from the environment (secrets never come from files).
 #[derive(Debug, Clone)]
 pub struct PagingSettings {
     /// Default [`DEFAULT_PAGERDUTY_EVENTS_URL`].
@@ -217,6 +213,8 @@ fn truncate_chars(text: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::email::SmtpTls;
+    use super::sms::DEFAULT_TWILIO_API_URL;
     use super::test_kit::lookup;
     use super::*;
     use secrecy::ExposeSecret;
