@@ -80,7 +80,7 @@ pub fn check_config(path: Option<&Path>, env: &[(String, String)]) -> ExitCode {
         Config::load(path, env),
         crate::paging::routes::PagingSettings::from_lookup(lookup),
     ) {
-        for w in unusable_channel_warnings(&config, &paging) {
+        for w in unusable_route_warnings(&config, &paging) {
             println!("warning: {w}");
         }
     }
@@ -120,8 +120,8 @@ pub fn check_config(path: Option<&Path>, env: &[(String, String)]) -> ExitCode {
     }
 }
 
-/// Contacts paged by email or SMS when that channel is not set up in the environment.
-fn unusable_channel_warnings(
+/// Contacts paged by email or SMS when that route is not set up in the environment.
+fn unusable_route_warnings(
     config: &Config,
     paging: &crate::paging::routes::PagingSettings,
 ) -> Vec<String> {
@@ -254,7 +254,7 @@ phone = "+15550001111"
         )
         .unwrap();
         let none = crate::paging::routes::PagingSettings::default();
-        let warnings = unusable_channel_warnings(&config, &none);
+        let warnings = unusable_route_warnings(&config, &none);
         assert_eq!(warnings.len(), 2, "{warnings:#?}");
         assert!(
             warnings[0].contains("contacts.manager.email"),
@@ -277,7 +277,7 @@ phone = "+15550001111"
             .map(|(_, v)| v.to_string())
         })
         .unwrap();
-        assert!(unusable_channel_warnings(&config, &both).is_empty());
+        assert!(unusable_route_warnings(&config, &both).is_empty());
     }
 
     #[test]

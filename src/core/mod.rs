@@ -110,13 +110,15 @@ pub enum Effect {
     AnnounceStatusUpdate { text: String, by: UserId },
     /// Fetch a pinned message's author, text and link into its timeline event.
     FetchPinnedMessage { message: String },
-    /// Deliver one page: one contact, one channel (`slack`, `pagerduty`, `webhook`, `email`,
-    /// `sms`), for one escalation step of one plan.
+    /// Deliver one page: one contact, one paging route (`slack`, `pagerduty`, `webhook`,
+    /// `email`, `sms`), for one escalation step of one plan.
     Page {
         step: usize,
         plan: i64,
         contact: String,
-        channel: String,
+        /// Payloads written before the rename call it `channel`.
+        #[serde(alias = "channel")]
+        route: String,
     },
     /// Tell paging providers the incident was acknowledged (PagerDuty acknowledge).
     AcknowledgePagers,
@@ -666,6 +668,28 @@ mod tests {
         assert_eq!(json, r#"{"effect":"invite_to_war_room","users":["U1"]}"#);
         let back: Effect = serde_json::from_str(&json).unwrap();
         assert_eq!(back.name(), "invite_to_war_room");
+    }
+
+    #[test]
+    fn page_payloads_written_before_routes_were_named_still_read() {
+        // A page job's payload as stored before the paging route was called `route`.
+        let stored = r#"{"incident":7,"effect":{"effect":"page","step":1,"plan":3,"contact":"senior","channel":"webhook"}}"#;
+        let payload: serde_json::Value = serde_json::from_str(stored).unwrap();
+        let effect: Effect = serde_json::from_value(payload["effect"].clone()).unwrap();
+        let page = Effect::Page {
+            step: 1,
+            plan: 3,
+            contact: "senior".into(),
+            route: "webhook".into(),
+        };
+        assert_eq!(effect, page);
+        assert_eq!(effect.name(), "page");
+        let json = serde_json::to_string(&page).unwrap();
+        assert_eq!(
+            json,
+            r#"{"effect":"page","step":1,"plan":3,"contact":"senior","route":"webhook"}"#
+        );
+        assert_eq!(serde_json::from_str::<Effect>(&json).unwrap(), page);
     }
 
     #[test]

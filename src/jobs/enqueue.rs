@@ -47,8 +47,8 @@ pub async fn enqueue_effects(
                 step,
                 plan,
                 contact,
-                channel,
-            } => Some(format!("page:{incident}:{plan}:{step}:{contact}:{channel}")),
+                route,
+            } => Some(format!("page:{incident}:{plan}:{step}:{contact}:{route}")),
             Effect::StatusReminder { due_at } => Some(format!(
                 "status_reminder:{incident}:{}",
                 due_at.timestamp_millis()
