@@ -40,7 +40,7 @@ pub async fn enqueue_effects(
         .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
         let dedup_key = match effect {
             Effect::CreateWarRoom => Some(format!("create_war_room:{incident}")),
-            Effect::EscalationStep { step, plan, .. } => {
+            Effect::FireEscalationStep { step, plan, .. } => {
                 Some(format!("escalation:{incident}:{plan}:{step}"))
             }
             Effect::Page {

@@ -197,10 +197,10 @@ fn short_reason(reason: &str) -> String {
 }
 
 /// Runs an escalation step: one page job per contact and usable route. The ladder's last
-/// step also schedules the check that nobody acknowledged (an `EscalationStep` of the same
-/// plan with nobody to page, due after [`unanswered_grace`]); a step that can page nobody is
-/// an event at once.
-async fn escalation_step(
+/// step also schedules the check that nobody acknowledged (an [`Effect::FireEscalationStep`]
+/// of the same plan with nobody to page, due after [`unanswered_grace`]); a step that can page
+/// nobody is an event at once.
+async fn fire_escalation_step(
     ctx: &AppContext,
     incident: &Incident,
     step: usize,
@@ -317,7 +317,7 @@ async fn escalation_step(
             .ok()
             .and_then(|grace| now.checked_add_signed(grace))
             .unwrap_or(now + chrono::Duration::minutes(15));
-        pages.push(Effect::EscalationStep {
+        pages.push(Effect::FireEscalationStep {
             step: step + 1,
             due_at,
             page: Vec::new(),
@@ -449,9 +449,9 @@ pub async fn perform(
 ) -> Result<JobOutcome, JobError> {
     let now = ctx.clock.now();
     match effect {
-        Effect::EscalationStep {
+        Effect::FireEscalationStep {
             step, plan, page, ..
-        } => escalation_step(ctx, incident, *step, *plan, page).await,
+        } => fire_escalation_step(ctx, incident, *step, *plan, page).await,
         Effect::Page {
             step,
             plan,
@@ -561,7 +561,7 @@ fn secret(value: &Option<secrecy::SecretString>) -> Result<&str, JobError> {
 pub fn is_paging_effect(effect: &Effect) -> bool {
     matches!(
         effect,
-        Effect::EscalationStep { .. }
+        Effect::FireEscalationStep { .. }
             | Effect::Page { .. }
             | Effect::AcknowledgePagers
             | Effect::ResolvePagers
