@@ -77,7 +77,7 @@ use warroom::clock::Clock;
 use warroom::config::{Config, Environment};
 use warroom::context::AppContext;
 use warroom::emulator::{SlackEmulator, GENERAL_CHANNEL, TEAM_DOMAIN, TEAM_ID};
-use warroom::paging::channels::PagingSettings;
+use warroom::paging::routes::PagingSettings;
 use warroom::store;
 
 const SIGNING_SECRET: &str = "bench-signing-secret";

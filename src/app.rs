@@ -42,7 +42,7 @@ pub struct Settings {
     /// Job workers to run in this process (0 for a web-only replica or tests that drive jobs).
     pub workers: usize,
     /// PagerDuty, Twilio and SMTP settings (from the environment).
-    pub paging: crate::paging::channels::PagingSettings,
+    pub paging: crate::paging::routes::PagingSettings,
     /// Atlassian Statuspage settings (from the environment).
     pub statuspage: Option<crate::publish::StatuspageSettings>,
 }
@@ -159,7 +159,7 @@ impl App {
             store,
             clock,
             wake: Arc::new(Notify::new()),
-            pagers: crate::paging::channels::Pagers::new(paging),
+            pagers: crate::paging::routes::Pagers::new(paging),
             templates: Arc::new(templates),
             statuspage: statuspage.map(crate::publish::Statuspage::new),
             public_url: env.public_url.clone(),

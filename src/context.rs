@@ -20,7 +20,7 @@ pub struct AppContext {
     /// Signalled when jobs are enqueued or finish, so idle workers look again at once.
     pub wake: Arc<Notify>,
     /// Paging routes other than chat (PagerDuty, webhooks, email, SMS).
-    pub pagers: crate::paging::channels::Pagers,
+    pub pagers: crate::paging::routes::Pagers,
     /// The resolution templates (built in, or from `templates.dir`).
     pub templates: Arc<crate::templates::Templates>,
     /// Atlassian Statuspage, when configured.

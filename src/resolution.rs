@@ -152,7 +152,7 @@ async fn send_to_each(
     let recipients = to
         .iter()
         .map(|address| {
-            crate::paging::channels::parse_recipient(address)
+            crate::paging::routes::email::parse_recipient(address)
                 .map(|mailbox| (address.trim(), mailbox.email.to_string().to_lowercase()))
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -94,9 +94,12 @@ pub enum Effect {
     /// Answer the person who declared, with the war-room link (`reply_to` is the adapter's
     /// reply address, e.g. Slack's `response_url`).
     ReplyToRequester { reply_to: String },
-    /// Run an escalation step when it comes due. `plan` identifies the plan it belongs to
-    /// (a re-plan after a severity change makes a new one), so each step fires once per plan.
-    EscalationStep {
+    /// Fire step `step` of the escalation policy (an [`EscalationStep`]) when it comes due.
+    /// `plan` identifies the plan it belongs to (a re-plan after a severity change makes a new
+    /// one), so each step fires once per plan. Stored as `escalation_step`, its name before the
+    /// rename, so that payloads read the same in both directions.
+    #[serde(rename = "escalation_step")]
+    FireEscalationStep {
         step: usize,
         due_at: DateTime<Utc>,
         page: Vec<String>,
@@ -110,13 +113,15 @@ pub enum Effect {
     AnnounceStatusUpdate { text: String, by: UserId },
     /// Fetch a pinned message's author, text and link into its timeline event.
     FetchPinnedMessage { message: String },
-    /// Deliver one page: one contact, one channel (`slack`, `pagerduty`, `webhook`, `email`,
-    /// `sms`), for one escalation step of one plan.
+    /// Deliver one page: one contact, one paging route (`slack`, `pagerduty`, `webhook`,
+    /// `email`, `sms`), for one escalation step of one plan.
     Page {
         step: usize,
         plan: i64,
         contact: String,
-        channel: String,
+        /// Payloads written before the rename call it `channel`.
+        #[serde(alias = "channel")]
+        route: String,
     },
     /// Tell paging providers the incident was acknowledged (PagerDuty acknowledge).
     AcknowledgePagers,
@@ -207,7 +212,7 @@ impl Effect {
             Effect::PostKickoff => "post_kickoff",
             Effect::AnnounceDeclared => "announce_declared",
             Effect::ReplyToRequester { .. } => "reply_to_requester",
-            Effect::EscalationStep { .. } => "escalation_step",
+            Effect::FireEscalationStep { .. } => "escalation_step",
             Effect::UpdateKickoff => "update_kickoff",
             Effect::PostStatusUpdate { .. } => "post_status_update",
             Effect::AnnounceStatusUpdate { .. } => "announce_status_update",
@@ -256,7 +261,7 @@ impl Effect {
     /// When the effect should happen, if not at once.
     pub fn due_at(&self) -> Option<DateTime<Utc>> {
         match self {
-            Effect::EscalationStep { due_at, .. }
+            Effect::FireEscalationStep { due_at, .. }
             | Effect::StatusReminder { due_at }
             | Effect::ReviewReminder { due_at }
             | Effect::MonitoringWindowEnd { due_at, .. }
@@ -417,7 +422,7 @@ pub fn escalation_plan(steps: &[EscalationStep], from: DateTime<Utc>, plan: i64)
         .iter()
         .enumerate()
         .filter(|(_, step)| !step.page.is_empty())
-        .map(|(i, step)| Effect::EscalationStep {
+        .map(|(i, step)| Effect::FireEscalationStep {
             step: i,
             due_at: from + chrono::Duration::from_std(step.after).unwrap_or(chrono::Duration::MAX),
             page: step.page.clone(),
@@ -613,7 +618,7 @@ mod tests {
         );
         assert_eq!(
             opened.effects[7],
-            Effect::EscalationStep {
+            Effect::FireEscalationStep {
                 step: 1,
                 due_at: t0() + chrono::Duration::minutes(15),
                 page: vec!["senior".into()],
@@ -647,7 +652,7 @@ mod tests {
     fn only_war_room_effects_wait_for_the_war_room() {
         assert!(!Effect::CreateWarRoom.needs_war_room());
         assert!(Effect::PostKickoff.needs_war_room());
-        let step = Effect::EscalationStep {
+        let step = Effect::FireEscalationStep {
             step: 0,
             due_at: t0(),
             page: vec![],
@@ -666,6 +671,51 @@ mod tests {
         assert_eq!(json, r#"{"effect":"invite_to_war_room","users":["U1"]}"#);
         let back: Effect = serde_json::from_str(&json).unwrap();
         assert_eq!(back.name(), "invite_to_war_room");
+    }
+
+    #[test]
+    fn page_payloads_written_before_routes_were_named_still_read() {
+        // A page job's payload as stored before the paging route was called `route`.
+        let stored = r#"{"incident":7,"effect":{"effect":"page","step":1,"plan":3,"contact":"senior","channel":"webhook"}}"#;
+        let payload: serde_json::Value = serde_json::from_str(stored).unwrap();
+        let effect: Effect = serde_json::from_value(payload["effect"].clone()).unwrap();
+        let page = Effect::Page {
+            step: 1,
+            plan: 3,
+            contact: "senior".into(),
+            route: "webhook".into(),
+        };
+        assert_eq!(effect, page);
+        assert_eq!(effect.name(), "page");
+        let json = serde_json::to_string(&page).unwrap();
+        assert_eq!(
+            json,
+            r#"{"effect":"page","step":1,"plan":3,"contact":"senior","route":"webhook"}"#
+        );
+        assert_eq!(serde_json::from_str::<Effect>(&json).unwrap(), page);
+    }
+
+    #[test]
+    fn step_firings_are_stored_as_before_the_rename() {
+        // An escalation step job's payload as stored before the effect was called
+        // `FireEscalationStep`: it reads, and the effect is written the same way.
+        let stored = r#"{"incident":7,"effect":{"effect":"escalation_step","step":1,"due_at":"2024-05-01T12:30:00Z","page":["senior"],"plan":3}}"#;
+        let payload: serde_json::Value = serde_json::from_str(stored).unwrap();
+        let effect: Effect = serde_json::from_value(payload["effect"].clone()).unwrap();
+        let due_at = DateTime::parse_from_rfc3339("2024-05-01T12:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            effect,
+            Effect::FireEscalationStep {
+                step: 1,
+                due_at,
+                page: vec!["senior".into()],
+                plan: 3,
+            }
+        );
+        assert_eq!(effect.name(), "escalation_step");
+        assert_eq!(serde_json::to_value(&effect).unwrap(), payload["effect"]);
     }
 
     #[test]

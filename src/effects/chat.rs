@@ -343,7 +343,7 @@ pub async fn perform(
                 text,
             }))
         }
-        Effect::EscalationStep { .. }
+        Effect::FireEscalationStep { .. }
         | Effect::Page { .. }
         | Effect::AcknowledgePagers
         | Effect::ResolvePagers

@@ -75,15 +75,15 @@ pub async fn enqueue_effects(
             .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
         let dedup_key = match effect {
             Effect::CreateWarRoom => Some(format!("create_war_room:{incident}")),
-            Effect::EscalationStep { step, plan, .. } => {
+            Effect::FireEscalationStep { step, plan, .. } => {
                 Some(format!("escalation:{incident}:{plan}:{step}"))
             }
             Effect::Page {
                 step,
                 plan,
                 contact,
-                channel,
-            } => Some(format!("page:{incident}:{plan}:{step}:{contact}:{channel}")),
+                route,
+            } => Some(format!("page:{incident}:{plan}:{step}:{contact}:{route}")),
             Effect::StatusReminder { due_at } => Some(format!(
                 "status_reminder:{incident}:{}",
                 due_at.timestamp_millis()

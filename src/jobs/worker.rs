@@ -381,7 +381,7 @@ async fn note_failing_delivery(queue: &Queue, job: &ClaimedJob, reason: &str, no
                 Effect::Page {
                     step,
                     contact,
-                    channel,
+                    route,
                     ..
                 },
             ..
@@ -395,7 +395,7 @@ async fn note_failing_delivery(queue: &Queue, job: &ClaimedJob, reason: &str, no
         None,
         TimelineKind::Failure,
         format!(
-            "Paging {contact} by {channel} (escalation step {}) failed: {reason}; retrying",
+            "Paging {contact} by {route} (escalation step {}) failed: {reason}; retrying",
             step + 1
         ),
     );

@@ -15,7 +15,7 @@ use warroom::context::AppContext;
 use warroom::core::{Incident, TimelineEvent};
 use warroom::emulator::SlackEmulator;
 use warroom::jobs::Queue;
-use warroom::paging::channels::PagingSettings;
+use warroom::paging::routes::PagingSettings;
 use warroom::paging::smtp_sink::SmtpSink;
 use warroom::store::{self, JobRecord};
 
