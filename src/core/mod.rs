@@ -119,8 +119,9 @@ pub enum Effect {
         step: usize,
         plan: i64,
         contact: String,
-        /// Payloads written before the rename call it `channel`.
-        #[serde(alias = "channel")]
+        /// Stored as `channel`, its name before "channel" came to mean a chat channel only, so
+        /// that payloads read the same in both directions (an upgrade, or a rollback).
+        #[serde(rename = "channel")]
         route: String,
     },
     /// Tell paging providers the incident was acknowledged (PagerDuty acknowledge).
@@ -689,8 +690,8 @@ mod tests {
         assert_eq!(effect.name(), "page");
         let json = serde_json::to_string(&page).unwrap();
         assert_eq!(
-            json,
-            r#"{"effect":"page","step":1,"plan":3,"contact":"senior","route":"webhook"}"#
+            json, r#"{"effect":"page","step":1,"plan":3,"contact":"senior","channel":"webhook"}"#,
+            "stored as before, so a rollback reads it too"
         );
         assert_eq!(serde_json::from_str::<Effect>(&json).unwrap(), page);
     }
