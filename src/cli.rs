@@ -236,12 +236,39 @@ pub async fn preview(
             )
         }
     };
-    Ok(templates.render(template, &context)?)
+    Ok(templates.render(template, preview_medium(template), &context)?)
+}
+
+/// The medium `warroom preview` shows a template in: that of where warroom sends it, with
+/// Slack as the chat platform (the internal announcement is posted in chat, the status page
+/// and the customer email are plain text, the review is a Markdown document).
+fn preview_medium(template: crate::templates::Template) -> crate::templates::Medium {
+    use crate::templates::{Medium, Template};
+    match template {
+        Template::InternalAnnouncement => Medium::SlackMrkdwn,
+        Template::StatusPage | Template::CustomerEmail => Medium::PlainText,
+        Template::PostIncidentReview => Medium::Markdown,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preview_shows_each_template_in_the_medium_of_its_destination() {
+        use crate::templates::{Medium, Template};
+        assert_eq!(
+            preview_medium(Template::InternalAnnouncement),
+            Medium::SlackMrkdwn
+        );
+        assert_eq!(preview_medium(Template::StatusPage), Medium::PlainText);
+        assert_eq!(preview_medium(Template::CustomerEmail), Medium::PlainText);
+        assert_eq!(
+            preview_medium(Template::PostIncidentReview),
+            Medium::Markdown
+        );
+    }
 
     #[test]
     fn warns_about_email_and_sms_contacts_without_a_provider() {

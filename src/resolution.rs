@@ -8,7 +8,7 @@ use crate::context::AppContext;
 use crate::core::Incident;
 use crate::jobs::JobError;
 use crate::store;
-use crate::templates::{Links, Template, TemplateContext};
+use crate::templates::{Links, Medium, Template, TemplateContext};
 
 /// What became of a communication.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,15 +47,16 @@ pub async fn context(ctx: &AppContext, incident: &Incident) -> Result<TemplateCo
     ))
 }
 
-/// Renders one template for an incident.
+/// Renders one template for an incident in `medium`, the medium of where the text goes.
 pub async fn render(
     ctx: &AppContext,
     incident: &Incident,
     template: Template,
+    medium: Medium,
 ) -> Result<String, JobError> {
     let context = context(ctx, incident).await?;
     ctx.templates
-        .render(template, &context)
+        .render(template, medium, &context)
         .map_err(|e| JobError::fatal(e.to_string()))
 }
 
@@ -75,7 +76,8 @@ pub async fn status_page(
     incident: &Incident,
     retry: bool,
 ) -> Result<Publication, JobError> {
-    let rendered = render(ctx, incident, Template::StatusPage).await?;
+    // A status page takes plain text.
+    let rendered = render(ctx, incident, Template::StatusPage, Medium::PlainText).await?;
     // The template's first line is the incident's name on the status page.
     let (title, body) = match rendered.split_once('\n') {
         Some((first, rest)) if !first.trim().is_empty() => {
@@ -107,7 +109,8 @@ pub async fn customer_email(
     ctx: &AppContext,
     incident: &Incident,
 ) -> Result<Publication, JobError> {
-    let rendered = render(ctx, incident, Template::CustomerEmail).await?;
+    // The email is plain text.
+    let rendered = render(ctx, incident, Template::CustomerEmail, Medium::PlainText).await?;
     let (subject, body) = split_subject(&rendered, incident);
     let to = &ctx.config.customer_email.to;
     let reason = if !customer_facing(incident) {

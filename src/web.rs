@@ -18,7 +18,7 @@ use secrecy::ExposeSecret;
 use crate::context::AppContext;
 use crate::http::AppError;
 use crate::link_token::secrets_equal;
-use crate::templates::Template;
+use crate::templates::{Medium, Template};
 
 /// The web pages' state: the shared context and the bearer token that opens them.
 #[derive(Clone)]
@@ -203,9 +203,15 @@ async fn review(
     let Some(incident) = incident else {
         return Ok((StatusCode::NOT_FOUND, "no such incident").into_response());
     };
-    let text = crate::resolution::render(&state.ctx, &incident, Template::PostIncidentReview)
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("{e:?}")))?;
+    // Served as text/markdown.
+    let text = crate::resolution::render(
+        &state.ctx,
+        &incident,
+        Template::PostIncidentReview,
+        Medium::Markdown,
+    )
+    .await
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("{e:?}")))?;
     Ok((
         [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
         text,

@@ -13,6 +13,7 @@ pub use message::{Document, Message};
 
 use crate::core::{Incident, Platform, UserId, WarRoom};
 use crate::jobs::{JobError, JobRun};
+use crate::templates::Medium;
 
 /// Where a message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +56,10 @@ pub struct FetchedMessage {
 pub trait ChatPlatform: Send + Sync + 'static {
     /// The platform's name for people ("Slack").
     fn display_name(&self) -> &'static str;
+
+    /// The medium of text posted on this platform (a resolution template posted in chat is
+    /// rendered in it).
+    fn medium(&self) -> Medium;
 
     /// Where announcements go, when configured for this platform.
     fn announce_channel(&self) -> Option<String>;

@@ -13,7 +13,7 @@ use crate::core::{
 };
 use crate::jobs::{JobChange, JobError, JobOutcome, JobRun};
 use crate::resolution::{self, Publication};
-use crate::templates::Template;
+use crate::templates::{Medium, Template};
 
 fn war_room(incident: &Incident) -> Result<&WarRoom, JobError> {
     incident
@@ -241,7 +241,10 @@ pub async fn perform(
             }))
         }
         Effect::PublishAnnouncement => {
-            let text = resolution::render(ctx, incident, Template::InternalAnnouncement).await?;
+            // Posted in chat, so in the platform's medium.
+            let text =
+                resolution::render(ctx, incident, Template::InternalAnnouncement, chat.medium())
+                    .await?;
             // The announce channel when there is one, else the war room.
             let announce = chat.announce_channel();
             let (to, place) = match (&announce, &incident.war_room) {
@@ -289,7 +292,14 @@ pub async fn perform(
         }
         Effect::PostReview => {
             let room = war_room(incident)?;
-            let body = resolution::render(ctx, incident, Template::PostIncidentReview).await?;
+            // A Markdown file, whatever the platform.
+            let body = resolution::render(
+                ctx,
+                incident,
+                Template::PostIncidentReview,
+                Medium::Markdown,
+            )
+            .await?;
             let filename = format!("{}-post-incident-review.md", incident.key().to_lowercase());
             let comment = format!(
                 "The post-incident review draft for {} is attached. Fill in what went well, \

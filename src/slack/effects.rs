@@ -6,6 +6,7 @@
 use crate::chat::{ChatPlatform, Destination, Document, FetchedMessage, Message, PostKey};
 use crate::context::AppContext;
 use crate::core::{Incident, UserId, WarRoom};
+use crate::templates::Medium;
 
 use super::channel_name::ChannelName;
 use crate::jobs::{JobError, JobOutcome, JobRun};
@@ -95,6 +96,10 @@ impl SlackChat {
 impl ChatPlatform for SlackChat {
     fn display_name(&self) -> &'static str {
         "Slack"
+    }
+
+    fn medium(&self) -> Medium {
+        Medium::SlackMrkdwn
     }
 
     fn announce_channel(&self) -> Option<String> {

@@ -48,15 +48,6 @@ impl Template {
         Template::ALL.into_iter().find(|t| t.name() == name)
     }
 
-    /// Where the rendered text goes, which decides how values are escaped.
-    pub fn medium(self) -> Medium {
-        match self {
-            Template::InternalAnnouncement => Medium::SlackMrkdwn,
-            Template::StatusPage | Template::CustomerEmail => Medium::PlainText,
-            Template::PostIncidentReview => Medium::Markdown,
-        }
-    }
-
     /// The template shipped with warroom.
     pub fn builtin(self) -> &'static str {
         match self {
@@ -78,7 +69,10 @@ impl fmt::Display for Template {
     }
 }
 
-/// The kind of text a template produces.
+/// The kind of text a template is rendered into, which decides how values are escaped and
+/// people mentioned. Chosen by where the text goes, not by the template: the internal
+/// announcement posted in chat is in the chat platform's medium
+/// ([`crate::chat::ChatPlatform::medium`]), the same template elsewhere in another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Medium {
     /// Slack mrkdwn: values have `&`, `<` and `>` escaped.
@@ -182,7 +176,8 @@ fn render_reason(e: &RenderError) -> String {
     }
 }
 
-/// The loaded templates: one Handlebars registry per medium, strict, with its escaping.
+/// The loaded templates: one Handlebars registry per medium, strict, with its escaping, each
+/// holding every template.
 pub struct Templates {
     registries: [Handlebars<'static>; 3],
     paths: [Option<PathBuf>; 4],
@@ -242,15 +237,17 @@ impl Templates {
                     }
                 }
             }
-            templates.registries[template.medium().index()]
-                .register_template_string(name, source)
-                .map_err(|e| TemplateError::Syntax {
-                    template: name,
-                    path: path.clone(),
-                    line: e.pos().map(|(l, _)| l),
-                    column: e.pos().map(|(_, c)| c),
-                    source: Box::new(e),
-                })?;
+            for registry in &mut templates.registries {
+                registry
+                    .register_template_string(name, &source)
+                    .map_err(|e| TemplateError::Syntax {
+                        template: name,
+                        path: path.clone(),
+                        line: e.pos().map(|(l, _)| l),
+                        column: e.pos().map(|(_, c)| c),
+                        source: Box::new(e),
+                    })?;
+            }
             templates.paths[i] = path;
         }
         Ok(templates)
@@ -261,14 +258,16 @@ impl Templates {
         self.paths[index(template)].as_deref()
     }
 
-    /// Renders a template. Trailing whitespace is trimmed and runs of blank lines are
-    /// collapsed to one, so optional sections never leave holes.
+    /// Renders a template in `medium`, the medium of where the text goes. Trailing whitespace
+    /// is trimmed and runs of blank lines are collapsed to one, so optional sections never
+    /// leave holes.
     pub fn render(
         &self,
         template: Template,
+        medium: Medium,
         context: &TemplateContext,
     ) -> Result<String, TemplateError> {
-        let raw = self.registries[template.medium().index()]
+        let raw = self.registries[medium.index()]
             .render(template.name(), context)
             .map_err(|e| TemplateError::Render {
                 template: template.name(),
@@ -280,16 +279,18 @@ impl Templates {
         Ok(tidy(&raw))
     }
 
-    /// Renders every template with `TemplateContext::sample()` (and with a just-declared
-    /// incident that has no roles, resolution or links, so the `{{#if}}` branches for missing
-    /// facts are rendered too). Ok(()) or every error, at most one per template.
+    /// Renders every template in every medium with `TemplateContext::sample()` (and with a
+    /// just-declared incident that has no roles, resolution or links, so the `{{#if}}` branches
+    /// for missing facts are rendered too). Ok(()) or every error, at most one per template.
     pub fn check(&self) -> Result<(), Vec<TemplateError>> {
         let contexts = [TemplateContext::sample(), TemplateContext::sample_sparse()];
         let mut errors = Vec::new();
         for template in Template::ALL {
             let result = contexts.iter().try_for_each(|context| {
-                let text = self.render(template, context)?;
-                self.validate(template, &text)
+                Medium::ALL.into_iter().try_for_each(|medium| {
+                    let text = self.render(template, medium, context)?;
+                    self.validate(template, &text)
+                })
             });
             if let Err(e) = result {
                 errors.push(e);
@@ -546,29 +547,36 @@ mod tests {
     use super::*;
     use crate::templates::sample::fixtures::{context, CHANNEL};
 
+    /// The medium of where each template goes, Slack being the chat platform.
+    fn destination(template: Template) -> Medium {
+        match template {
+            Template::InternalAnnouncement => Medium::SlackMrkdwn,
+            Template::StatusPage | Template::CustomerEmail => Medium::PlainText,
+            Template::PostIncidentReview => Medium::Markdown,
+        }
+    }
+
     fn render_all(templates: &Templates, ctx: &TemplateContext) -> Vec<(Template, String)> {
         Template::ALL
             .into_iter()
             .map(|t| {
                 (
                     t,
-                    templates.render(t, ctx).unwrap_or_else(|e| panic!("{e}")),
+                    templates
+                        .render(t, destination(t), ctx)
+                        .unwrap_or_else(|e| panic!("{e}")),
                 )
             })
             .collect()
     }
 
     #[test]
-    fn names_parse_and_media() {
+    fn names_parse() {
         for t in Template::ALL {
             assert_eq!(Template::parse(t.name()), Some(t));
             assert_eq!(Template::parse(&format!("{}.hbs", t.name())), Some(t));
         }
         assert_eq!(Template::parse("nope"), None);
-        assert_eq!(Template::InternalAnnouncement.medium(), Medium::SlackMrkdwn);
-        assert_eq!(Template::StatusPage.medium(), Medium::PlainText);
-        assert_eq!(Template::CustomerEmail.medium(), Medium::PlainText);
-        assert_eq!(Template::PostIncidentReview.medium(), Medium::Markdown);
     }
 
     #[test]
@@ -606,14 +614,22 @@ mod tests {
     fn internal_announcement_is_slack_mrkdwn() {
         let templates = Templates::load(None).unwrap();
         let text = templates
-            .render(Template::InternalAnnouncement, &context(false))
+            .render(
+                Template::InternalAnnouncement,
+                Medium::SlackMrkdwn,
+                &context(false),
+            )
             .unwrap();
         assert!(text.contains("*Priority:* P1"), "{text}");
         assert!(text.contains("• "), "{text}");
         assert!(text.contains("<@U0CMDR>"), "{text}");
         assert!(text.contains("within the 4h target"), "{text}");
         let missed = templates
-            .render(Template::InternalAnnouncement, &context(true))
+            .render(
+                Template::InternalAnnouncement,
+                Medium::SlackMrkdwn,
+                &context(true),
+            )
             .unwrap();
         assert!(missed.contains("missed the 4h target"), "{missed}");
     }
@@ -621,8 +637,12 @@ mod tests {
     #[test]
     fn slack_text_is_escaped_and_the_rest_is_not() {
         let templates = Templates::load(None).unwrap();
-        for (t, text) in render_all(&templates, &context(false)) {
-            if t.medium() == Medium::SlackMrkdwn {
+        let every = Template::ALL
+            .into_iter()
+            .flat_map(|t| Medium::ALL.map(|m| (t, m)));
+        for (t, medium) in every {
+            let text = templates.render(t, medium, &context(false)).unwrap();
+            if medium == Medium::SlackMrkdwn {
                 assert!(!text.contains(CHANNEL), "{t}:\n{text}");
                 assert!(
                     text.contains("Payments &lt;!channel&gt; &amp; refunds failing"),
@@ -643,7 +663,11 @@ mod tests {
             }
         }
         let review = templates
-            .render(Template::PostIncidentReview, &context(false))
+            .render(
+                Template::PostIncidentReview,
+                Medium::Markdown,
+                &context(false),
+            )
             .unwrap();
         assert!(review.contains("Rolled back <!channel> the gateway config"));
     }
@@ -685,7 +709,7 @@ mod tests {
     fn customer_email_has_a_subject_line() {
         let templates = Templates::load(None).unwrap();
         let text = templates
-            .render(Template::CustomerEmail, &context(false))
+            .render(Template::CustomerEmail, Medium::PlainText, &context(false))
             .unwrap();
         let (subject, body) = split_subject(&text).unwrap();
         assert!(
@@ -702,7 +726,7 @@ mod tests {
     fn status_page_says_resolved_and_when() {
         let templates = Templates::load(None).unwrap();
         let text = templates
-            .render(Template::StatusPage, &context(false))
+            .render(Template::StatusPage, Medium::PlainText, &context(false))
             .unwrap();
         assert!(
             text.starts_with("Resolved — Payments <!channel> & refunds failing"),
@@ -715,7 +739,11 @@ mod tests {
     fn review_is_a_markdown_document() {
         let templates = Templates::load(None).unwrap();
         let text = templates
-            .render(Template::PostIncidentReview, &context(true))
+            .render(
+                Template::PostIncidentReview,
+                Medium::Markdown,
+                &context(true),
+            )
             .unwrap();
         assert!(text.starts_with("# "), "{text}");
         for section in [
@@ -743,7 +771,11 @@ mod tests {
         assert!(text.contains("@U0OPS found the expired certificate"));
         assert!(text.contains("09:03:10"), "{text}");
         let met = templates
-            .render(Template::PostIncidentReview, &context(false))
+            .render(
+                Template::PostIncidentReview,
+                Medium::Markdown,
+                &context(false),
+            )
             .unwrap();
         assert!(met.contains("within the 4h"), "{met}");
     }
@@ -788,12 +820,12 @@ mod tests {
         assert_eq!(templates.source(Template::CustomerEmail), None);
         assert_eq!(
             templates
-                .render(Template::StatusPage, &context(false))
+                .render(Template::StatusPage, Medium::PlainText, &context(false))
                 .unwrap(),
             "Fixed: Payments <!channel> & refunds failing (1h 13m)"
         );
         let email = templates
-            .render(Template::CustomerEmail, &context(false))
+            .render(Template::CustomerEmail, Medium::PlainText, &context(false))
             .unwrap();
         assert!(email.starts_with("Subject:"), "built-in kept: {email}");
         templates.check().unwrap();
@@ -834,7 +866,11 @@ mod tests {
         assert!(text.contains("line 2"), "{text}");
         assert!(errors[1].to_string().contains("resolution.rootcause"));
         let err = templates
-            .render(Template::InternalAnnouncement, &context(false))
+            .render(
+                Template::InternalAnnouncement,
+                Medium::SlackMrkdwn,
+                &context(false),
+            )
             .unwrap_err();
         assert!(matches!(err, TemplateError::Render { .. }));
     }
