@@ -1,160 +1,21 @@
-//! Configuration: an optional `warroom.toml`, every value overridable from the environment.
-//!
-//! The file is read into a TOML table, environment overrides (`WARROOM_<SECTION>__<KEY>`, e.g.
-//! `WARROOM_SLACK__ANNOUNCE_CHANNEL=C123` or `WARROOM_SEVERITY__P0__TARGET=1h`) are merged in,
-//! and the result is checked key by key. Every problem is reported with its dotted key and the
-//! file it came from; nothing falls back to a default silently.
+//! Checking the configuration: the merged TOML table is checked key by key into a
+//! [`Config`] (every problem named by its dotted key), and the warnings `check-config` prints.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::SecretString;
 use toml::{Table, Value};
 
-use crate::core::{EscalationStep, Severity, SeverityPolicy};
+use crate::core::{EscalationStep, Severity};
 
-/// The environment variable naming the config file.
-pub const CONFIG_ENV: &str = "WARROOM_CONFIG";
-const OVERRIDE_PREFIX: &str = "WARROOM_";
-
-/// The whole configuration, checked.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The file it was read from, if any.
-    pub source: Option<PathBuf>,
-    pub slack: SlackSettings,
-    pub teams: TeamsSettings,
-    pub severities: BTreeMap<Severity, SeveritySettings>,
-    pub contacts: BTreeMap<String, Contact>,
-    pub reminders: Reminders,
-    pub templates: Templates,
-    pub health: HealthSettings,
-    pub review: ReviewSettings,
-    pub customer_email: CustomerEmail,
-    pub retention: Retention,
-}
-
-/// How long finished records are kept before the periodic clean-up deletes them.
-#[derive(Debug, Clone)]
-pub struct Retention {
-    /// Finished jobs (done, cancelled, failed), counted from when they finished.
-    pub jobs: Duration,
-    /// Inbound ids (Slack event ids, trigger ids) used to drop redeliveries.
-    pub inbound_ids: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct ReviewSettings {
-    /// Remind P0/P1 war rooms about the review this long after resolution, until closed.
-    pub remind_after: Duration,
-}
-
-/// Who receives the customer email on resolution of a customer-facing incident.
-#[derive(Debug, Clone, Default)]
-pub struct CustomerEmail {
-    pub to: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct SlackSettings {
-    /// Channel id (or `#name`) where declarations and updates are announced.
-    pub announce_channel: Option<String>,
-    /// Reaction that copies a message into the timeline.
-    pub timeline_emoji: String,
-    /// The slash command, `/incident` unless configured.
-    pub command: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct TeamsSettings {
-    pub incident_channel: Option<String>,
-    pub announce_channel: Option<String>,
-    pub timeline_reaction: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct SeveritySettings {
-    pub target: Duration,
-    pub checklist: Vec<String>,
-    pub escalation: Vec<EscalationStep>,
-    /// True when the escalation is the built-in default rather than written in the file.
-    pub default_escalation: bool,
-}
-
-impl SeveritySettings {
-    pub fn policy(&self, status_every: Duration, review_after: Duration) -> SeverityPolicy {
-        SeverityPolicy {
-            target: self.target,
-            checklist: self.checklist.clone(),
-            escalation: self.escalation.clone(),
-            status_every: Some(status_every),
-            review_after: Some(review_after),
-        }
-    }
-}
-
-/// Someone warroom can page, by any of their paging routes.
-#[derive(Debug, Clone, Default)]
-pub struct Contact {
-    pub slack_user: Option<String>,
-    pub teams_user: Option<String>,
-    pub pagerduty_routing_key: Option<SecretString>,
-    pub webhook_url: Option<String>,
-    pub webhook_secret: Option<SecretString>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-}
-
-impl Contact {
-    /// The paging routes warroom pages a contact by, in this order.
-    pub fn paging_routes(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        if self.slack_user.is_some() {
-            out.push("slack");
-        }
-        if self.pagerduty_routing_key.is_some() {
-            out.push("pagerduty");
-        }
-        if self.webhook_url.is_some() {
-            out.push("webhook");
-        }
-        if self.email.is_some() {
-            out.push("email");
-        }
-        if self.phone.is_some() {
-            out.push("sms");
-        }
-        out
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Reminders {
-    pub status_every: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct Templates {
-    pub dir: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone)]
-pub struct HealthSettings {
-    pub monitor_for: Duration,
-    pub services: BTreeMap<String, HealthService>,
-}
-
-#[derive(Debug, Clone)]
-pub struct HealthService {
-    pub url: String,
-    pub interval: Duration,
-    pub timeout: Duration,
-    pub version_pointer: Option<String>,
-    pub monitor_for: Option<Duration>,
-}
+use super::types::{
+    default_checklist, default_escalation, default_target, Config, Contact, CustomerEmail,
+    HealthService, HealthSettings, Reminders, Retention, ReviewSettings, SeveritySettings,
+    SlackSettings, TeamsSettings, Templates,
+};
 
 /// One thing wrong with the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,146 +53,6 @@ impl std::error::Error for ConfigError {}
 /// A non-fatal remark from `check-config`.
 pub type Warning = String;
 
-/// Process settings that come only from the environment (SPEC §7).
-#[derive(Debug, Clone)]
-pub struct Environment {
-    pub bind: SocketAddr,
-    pub database_url: String,
-    pub slack_api_url: String,
-    pub slack_signing_secret: Option<SecretString>,
-    pub slack_bot_token: Option<SecretString>,
-    pub slack_app_token: Option<SecretString>,
-    pub web_token: Option<SecretString>,
-    pub pagerduty_webhook_secret: Option<SecretString>,
-    /// `WARROOM_PUBLIC_URL`: where users reach this server (links in messages).
-    pub public_url: Option<String>,
-}
-
-impl Environment {
-    pub const DEFAULT_BIND: &'static str = "0.0.0.0:3000";
-    pub const DEFAULT_DATABASE_URL: &'static str = "sqlite://warroom.db";
-    pub const DEFAULT_SLACK_API_URL: &'static str = "https://slack.com/api/";
-
-    /// Reads the environment through `get` (tests pass a map; `main` passes `std::env::var`).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Environment, ConfigError> {
-        let mut problems = Vec::new();
-        let non_empty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let bind_raw = non_empty("WARROOM_BIND").unwrap_or_else(|| Self::DEFAULT_BIND.into());
-        let bind = match bind_raw.parse::<SocketAddr>() {
-            Ok(addr) => addr,
-            Err(e) => {
-                problems.push(Problem {
-                    key: "WARROOM_BIND".into(),
-                    message: format!("`{bind_raw}` is not host:port ({e})"),
-                });
-                ([0, 0, 0, 0], 3000).into()
-            }
-        };
-        let database_url =
-            non_empty("DATABASE_URL").unwrap_or_else(|| Self::DEFAULT_DATABASE_URL.into());
-        if !(database_url.starts_with("sqlite:")
-            || database_url.starts_with("postgres://")
-            || database_url.starts_with("postgresql://"))
-        {
-            problems.push(Problem {
-                key: "DATABASE_URL".into(),
-                message: "must start with sqlite:// or postgres://".into(),
-            });
-        }
-        let mut slack_api_url =
-            non_empty("SLACK_API_URL").unwrap_or_else(|| Self::DEFAULT_SLACK_API_URL.into());
-        if url::Url::parse(&slack_api_url).is_err() {
-            problems.push(Problem {
-                key: "SLACK_API_URL".into(),
-                message: format!("`{slack_api_url}` is not a URL"),
-            });
-        }
-        if !slack_api_url.ends_with('/') {
-            slack_api_url.push('/');
-        }
-        let secret = |k: &str| non_empty(k).map(SecretString::from);
-        let public_url = non_empty("WARROOM_PUBLIC_URL");
-        if let Some(u) = &public_url {
-            if url::Url::parse(u).is_err() {
-                problems.push(Problem {
-                    key: "WARROOM_PUBLIC_URL".into(),
-                    message: format!("`{u}` is not a URL"),
-                });
-            }
-        }
-        if !problems.is_empty() {
-            return Err(ConfigError {
-                file: "the environment".into(),
-                problems,
-            });
-        }
-        Ok(Environment {
-            bind,
-            database_url,
-            slack_api_url,
-            slack_signing_secret: secret("SLACK_SIGNING_SECRET"),
-            slack_bot_token: secret("SLACK_BOT_TOKEN"),
-            slack_app_token: secret("SLACK_APP_TOKEN"),
-            web_token: secret("WARROOM_WEB_TOKEN"),
-            pagerduty_webhook_secret: secret("PAGERDUTY_WEBHOOK_SECRET"),
-            public_url,
-        })
-    }
-}
-
-/// The built-in checklist, from the emergency hotfix runbook.
-pub fn default_checklist(severity: Severity) -> Vec<String> {
-    let mut items = vec![
-        "Assess impact and confirm severity",
-        "Incident channel open, commander and comms assigned",
-        "Hotfix branch created from production",
-        "Minimal fix with a regression test",
-        "Expedited code review",
-        "Verified on staging",
-        "Deployed to production",
-        "Post-deploy verification (errors back to normal)",
-        "Stakeholders updated",
-        "Post-incident review scheduled",
-    ];
-    if !severity.is_major() {
-        items.retain(|i| !i.starts_with("Incident channel") && !i.starts_with("Post-incident"));
-    }
-    items.into_iter().map(String::from).collect()
-}
-
-/// The built-in response target for a severity.
-pub fn default_target(severity: Severity) -> Duration {
-    let hours = match severity {
-        Severity::P0 => 2,
-        Severity::P1 => 4,
-        Severity::P2 => 24,
-        Severity::P3 => 48,
-    };
-    Duration::from_secs(hours * 3600)
-}
-
-/// The built-in escalation ladder for a severity (SPEC §1).
-pub fn default_escalation(severity: Severity) -> Vec<EscalationStep> {
-    let steps: &[(u64, &str)] = match severity {
-        Severity::P0 => &[
-            (0, "primary"),
-            (15, "senior"),
-            (30, "manager"),
-            (60, "commander"),
-        ],
-        Severity::P1 => &[(0, "primary"), (30, "senior"), (60, "manager")],
-        Severity::P2 => &[(0, "primary")],
-        Severity::P3 => &[],
-    };
-    steps
-        .iter()
-        .map(|(minutes, who)| EscalationStep {
-            after: Duration::from_secs(minutes * 60),
-            page: vec![(*who).to_string()],
-        })
-        .collect()
-}
-
 impl Default for Config {
     fn default() -> Self {
         match Config::from_table(None, Table::new(), &BTreeSet::new()) {
@@ -343,66 +64,7 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Finds and loads the configuration: `path` if given, else `$WARROOM_CONFIG`, else
-    /// `./warroom.toml` if it exists, else the defaults. `env` supplies overrides.
-    pub fn load(
-        path: Option<&Path>,
-        env: &[(String, String)],
-    ) -> Result<(Config, Vec<Warning>), ConfigError> {
-        let from_env = env
-            .iter()
-            .find(|(k, v)| k == CONFIG_ENV && !v.trim().is_empty())
-            .map(|(_, v)| PathBuf::from(v));
-        let chosen = path.map(Path::to_path_buf).or(from_env).or_else(|| {
-            let local = PathBuf::from("warroom.toml");
-            local.exists().then_some(local)
-        });
-        let (mut table, file_name) = match &chosen {
-            Some(p) => {
-                let name = p.display().to_string();
-                let text = std::fs::read_to_string(p).map_err(|e| ConfigError {
-                    file: name.clone(),
-                    problems: vec![Problem {
-                        key: "(file)".into(),
-                        message: format!("cannot read it: {e}"),
-                    }],
-                })?;
-                let table = text.parse::<Table>().map_err(|e| ConfigError {
-                    file: name.clone(),
-                    problems: vec![Problem {
-                        key: "(syntax)".into(),
-                        message: e.to_string().trim().replace('\n', " "),
-                    }],
-                })?;
-                (table, name)
-            }
-            None => (Table::new(), "the built-in defaults".to_string()),
-        };
-        let overridden = apply_env_overrides(&mut table, env).map_err(|problems| ConfigError {
-            file: file_name.clone(),
-            problems,
-        })?;
-        let config = Config::from_table(chosen.clone(), table, &overridden).map_err(|mut e| {
-            e.file = file_name.clone();
-            e
-        })?;
-        let warnings = config.warnings();
-        Ok((config, warnings))
-    }
-
-    /// Parses from TOML text (used by tests and `check-config`).
-    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let table = text.parse::<Table>().map_err(|e| ConfigError {
-            file: "(inline)".into(),
-            problems: vec![Problem {
-                key: "(syntax)".into(),
-                message: e.to_string(),
-            }],
-        })?;
-        Config::from_table(None, table, &BTreeSet::new())
-    }
-
-    fn from_table(
+    pub(super) fn from_table(
         source: Option<PathBuf>,
         table: Table,
         overridden: &BTreeSet<String>,
@@ -752,46 +414,6 @@ impl Config {
         })
     }
 
-    /// The settings of one severity (every severity always has some).
-    pub fn severity(&self, severity: Severity) -> &SeveritySettings {
-        match self.severities.get(&severity) {
-            Some(s) => s,
-            None => unreachable!("from_table fills in every severity"),
-        }
-    }
-
-    /// Every severity's policy, for the core.
-    pub fn policies(&self) -> crate::core::Policies {
-        self.severities
-            .iter()
-            .map(|(sev, s)| {
-                (
-                    *sev,
-                    s.policy(self.reminders.status_every, self.review.remind_after),
-                )
-            })
-            .collect()
-    }
-
-    /// Slack users to invite into a new war room besides the declarer: the contacts paged
-    /// at once (escalation steps due at 0s) who have a Slack user.
-    pub fn first_responders_on_slack(&self, severity: Severity) -> Vec<String> {
-        let mut users = Vec::new();
-        for step in &self.severity(severity).escalation {
-            if !step.after.is_zero() {
-                continue;
-            }
-            for name in &step.page {
-                if let Some(user) = self.contacts.get(name).and_then(|c| c.slack_user.clone()) {
-                    if !users.contains(&user) {
-                        users.push(user);
-                    }
-                }
-            }
-        }
-        users
-    }
-
     /// Remarks that do not stop warroom but that an operator should see.
     pub fn warnings(&self) -> Vec<Warning> {
         let mut out = Vec::new();
@@ -824,70 +446,6 @@ impl Config {
             }
         }
         out
-    }
-}
-
-/// Merges `WARROOM_A__B__C=value` variables into the table; returns the dotted keys set.
-fn apply_env_overrides(
-    table: &mut Table,
-    env: &[(String, String)],
-) -> Result<BTreeSet<String>, Vec<Problem>> {
-    let mut problems = Vec::new();
-    let mut set = BTreeSet::new();
-    for (name, raw) in env {
-        let Some(rest) = name.strip_prefix(OVERRIDE_PREFIX) else {
-            continue;
-        };
-        if !rest.contains("__") {
-            continue;
-        }
-        let mut path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
-        if path.iter().any(String::is_empty) {
-            problems.push(Problem {
-                key: name.clone(),
-                message: "empty key segment (use single words joined by __)".into(),
-            });
-            continue;
-        }
-        if path[0] == "severity" && path.len() > 1 {
-            path[1] = path[1].to_ascii_uppercase();
-        }
-        let value = format!("v = {raw}")
-            .parse::<Table>()
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or_else(|| Value::String(raw.clone()));
-        match insert_path(table, &path, value) {
-            Ok(()) => {
-                set.insert(path.join("."));
-            }
-            Err(message) => problems.push(Problem {
-                key: name.clone(),
-                message,
-            }),
-        }
-    }
-    if problems.is_empty() {
-        Ok(set)
-    } else {
-        Err(problems)
-    }
-}
-
-fn insert_path(table: &mut Table, path: &[String], value: Value) -> Result<(), String> {
-    match path {
-        [] => Ok(()),
-        [last] => {
-            table.insert(last.clone(), value);
-            Ok(())
-        }
-        [first, rest @ ..] => match table
-            .entry(first.clone())
-            .or_insert_with(|| Value::Table(Table::new()))
-        {
-            Value::Table(t) => insert_path(t, rest, value),
-            _ => Err(format!("`{first}` is not a table in the configuration")),
-        },
     }
 }
 
@@ -1068,40 +626,9 @@ impl Walker<'_> {
         steps
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn defaults_follow_the_runbook() {
-        let c = Config::default();
-        assert_eq!(c.severity(Severity::P0).target, Duration::from_secs(7200));
-        assert_eq!(
-            c.severity(Severity::P3).target,
-            Duration::from_secs(48 * 3600)
-        );
-        assert_eq!(c.severity(Severity::P0).checklist.len(), 10);
-        let afters: Vec<u64> = c
-            .severity(Severity::P0)
-            .escalation
-            .iter()
-            .map(|s| s.after.as_secs() / 60)
-            .collect();
-        assert_eq!(afters, [0, 15, 30, 60]);
-        assert!(c.severity(Severity::P3).escalation.is_empty());
-        assert_eq!(c.slack.timeline_emoji, "pushpin");
-        assert_eq!(c.slack.command, "/incident");
-        assert_eq!(c.reminders.status_every, Duration::from_secs(1800));
-        assert_eq!(c.health.monitor_for, Duration::from_secs(1800));
-    }
 
     #[test]
     fn reads_the_spec_keys() {
@@ -1203,66 +730,6 @@ status_every = 30
         }
         let text = err.to_string();
         assert!(text.contains("unknown contact `ghost`"), "{text}");
-    }
-
-    #[test]
-    fn environment_overrides_any_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("warroom.toml");
-        std::fs::write(&path, "[slack]\nannounce_channel = \"C1\"\n").unwrap();
-        let (c, _) = Config::load(
-            Some(&path),
-            &env(&[
-                ("WARROOM_SLACK__ANNOUNCE_CHANNEL", "C2"),
-                ("WARROOM_SEVERITY__P1__TARGET", "3h"),
-                ("WARROOM_SEVERITY__P2__CHECKLIST", r#"["one", "two"]"#),
-                ("WARROOM_BIND", "127.0.0.1:1"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(c.slack.announce_channel.as_deref(), Some("C2"));
-        assert_eq!(
-            c.severity(Severity::P1).target,
-            Duration::from_secs(3 * 3600)
-        );
-        assert_eq!(c.severity(Severity::P2).checklist, ["one", "two"]);
-
-        let err = Config::load(Some(&path), &env(&[("WARROOM_SLACK__NOPE", "x")])).unwrap_err();
-        assert_eq!(err.problems[0].key, "slack.nope");
-        assert!(err.to_string().contains("warroom.toml"));
-        let err = Config::load(
-            Some(&path),
-            &env(&[("WARROOM_SEVERITY__P0__TARGET", "soon")]),
-        )
-        .unwrap_err();
-        assert!(err.problems[0]
-            .message
-            .contains("WARROOM_SEVERITY__P0__TARGET"));
-    }
-
-    #[test]
-    fn missing_file_is_an_error_not_a_default() {
-        let err = Config::load(Some(Path::new("/nonexistent/warroom.toml")), &[]).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/warroom.toml"));
-    }
-
-    #[test]
-    fn environment_settings() {
-        let vars = [
-            ("WARROOM_BIND", "127.0.0.1:4000"),
-            ("SLACK_API_URL", "http://127.0.0.1:9/api"),
-        ];
-        let e = Environment::from_lookup(|k| {
-            vars.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        })
-        .unwrap();
-        assert_eq!(e.bind.port(), 4000);
-        assert_eq!(e.slack_api_url, "http://127.0.0.1:9/api/");
-        assert_eq!(e.database_url, "sqlite://warroom.db");
-        let bad = Environment::from_lookup(|k| (k == "WARROOM_BIND").then(|| "nope".to_string()));
-        assert_eq!(bad.unwrap_err().problems[0].key, "WARROOM_BIND");
     }
 
     #[test]
