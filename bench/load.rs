@@ -75,9 +75,9 @@ use tokio_util::sync::CancellationToken;
 use warroom::app::{App, AppContext, Settings};
 use warroom::clock::Clock;
 use warroom::config::{Config, Environment};
-use warroom::emulator::{SlackEmulator, GENERAL_CHANNEL, TEAM_DOMAIN, TEAM_ID};
 use warroom::paging::channels::PagingSettings;
 use warroom::store;
+use warroom::testkit::slack_emulator::{SlackEmulator, GENERAL_CHANNEL, TEAM_DOMAIN, TEAM_ID};
 
 const SIGNING_SECRET: &str = "bench-signing-secret";
 const BOT_TOKEN: &str = "xoxb-bench";
@@ -401,7 +401,7 @@ impl Bench {
             ("user_name", "bench"),
             ("command", "/incident"),
             ("text", text),
-            ("api_app_id", warroom::emulator::APP_ID),
+            ("api_app_id", warroom::testkit::slack_emulator::APP_ID),
             (
                 "response_url",
                 &self.emulator.response_url(&format!("r{id}")),

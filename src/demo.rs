@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{App, AppContext, Settings};
 use crate::clock::Clock;
 use crate::config::{Config, Environment};
-use crate::emulator::{RecordedCall, SlackEmulator};
 use crate::slack::sign_request;
+use crate::testkit::slack_emulator::{RecordedCall, SlackEmulator};
 
 const SECRET: &str = "demo-signing-secret";
 const TOKEN: &str = "xoxb-demo";
@@ -669,7 +669,7 @@ fn describe(call: &RecordedCall) -> String {
         )
     };
     let what = match call.kind {
-        crate::emulator::CallKind::Response => "response_url reply".to_string(),
+        crate::testkit::slack_emulator::CallKind::Response => "response_url reply".to_string(),
         _ => call.method.clone(),
     };
     format!("{what:<22} {} -> {outcome}", bits.join(" "))

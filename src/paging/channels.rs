@@ -977,7 +977,7 @@ mod tests {
     use axum::response::{IntoResponse, Response};
     use axum::Router;
 
-    use super::super::smtp_sink::SmtpSink;
+    use crate::testkit::smtp_sink::SmtpSink;
 
     /// A request a test receiver got.
     #[derive(Debug, Clone)]

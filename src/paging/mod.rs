@@ -4,7 +4,6 @@
 
 pub mod channels;
 pub mod inbound;
-pub mod smtp_sink;
 
 use std::time::Duration;
 
