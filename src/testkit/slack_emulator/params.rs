@@ -160,7 +160,11 @@ pub(super) fn maybe_json(v: &Value) -> Value {
 
 /// Merges query-string, JSON, form and multipart parameters the way Slack
 /// accepts them (later sources override earlier ones).
-pub(super) fn parse_params(query: &str, body: &[u8], content_type: &str) -> Map<String, Value> {
+pub(super) async fn parse_params(
+    query: &str,
+    body: &[u8],
+    content_type: &str,
+) -> Map<String, Value> {
     let mut params = Map::new();
     if !query.is_empty() {
         merge_form(&mut params, query);
@@ -184,7 +188,7 @@ pub(super) fn parse_params(query: &str, body: &[u8], content_type: &str) -> Map<
                 }
             },
             "multipart/form-data" => {
-                if !parse_multipart(body, content_type, &mut params) {
+                if !parse_multipart(body, content_type, &mut params).await {
                     let head = &body[..body.len().min(2000)];
                     params.insert(
                         "_unparsed".into(),
@@ -233,86 +237,29 @@ pub(super) fn merge_form(params: &mut Map<String, Value>, encoded: &str) {
     }
 }
 
-/// A minimal `multipart/form-data` reader: each part's `name` and body (as
-/// text). Returns false when the body could not be read as multipart.
-pub(super) fn parse_multipart(
-    body: &[u8],
-    content_type: &str,
-    params: &mut Map<String, Value>,
-) -> bool {
-    let Some(boundary) = content_type.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.trim().split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("boundary")
-            .then(|| v.trim().trim_matches('"').to_string())
-    }) else {
+/// Reads a `multipart/form-data` body into `params`: each part's `name` and body (as text).
+/// Returns false when it could not be read whole as multipart (no boundary, not the framing
+/// it announces); the parts read before the fault are kept.
+async fn parse_multipart(body: &[u8], content_type: &str, params: &mut Map<String, Value>) -> bool {
+    let Ok(boundary) = multer::parse_boundary(content_type) else {
         return false;
     };
-    if boundary.is_empty() {
-        return false;
-    }
-    let delimiter = format!("--{boundary}");
-    let segments = split_bytes(body, delimiter.as_bytes());
-    if segments.len() < 2 {
-        return false;
-    }
-    for segment in segments.into_iter().skip(1) {
-        if segment.starts_with(b"--") {
-            break;
-        }
-        let segment = strip_newline_prefix(segment);
-        let (head, content) = match find_bytes(segment, b"\r\n\r\n") {
-            Some(i) => (&segment[..i], &segment[i + 4..]),
-            None => match find_bytes(segment, b"\n\n") {
-                Some(i) => (&segment[..i], &segment[i + 2..]),
-                None => continue,
-            },
+    let mut multipart = multer::Multipart::with_reader(body, boundary);
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => return true,
+            Err(_) => return false,
         };
-        let content = content
-            .strip_suffix(b"\r\n")
-            .or_else(|| content.strip_suffix(b"\n"))
-            .unwrap_or(content);
-        let head = String::from_utf8_lossy(head);
-        let name = head
-            .lines()
-            .filter_map(|line| line.split_once(':'))
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-disposition"))
-            .and_then(|(_, v)| {
-                v.split(';').find_map(|attr| {
-                    let (k, v) = attr.trim().split_once('=')?;
-                    (k.trim().eq_ignore_ascii_case("name"))
-                        .then(|| v.trim().trim_matches('"').to_string())
-                })
-            });
-        if let Some(name) = name.filter(|n| !n.is_empty()) {
+        let name = field.name().filter(|n| !n.is_empty()).map(str::to_string);
+        let Ok(content) = field.bytes().await else {
+            return false;
+        };
+        if let Some(name) = name {
             params.insert(
                 name,
-                Value::String(String::from_utf8_lossy(content).into_owned()),
+                Value::String(String::from_utf8_lossy(&content).into_owned()),
             );
         }
     }
-    true
-}
-
-pub(super) fn strip_newline_prefix(s: &[u8]) -> &[u8] {
-    s.strip_prefix(b"\r\n")
-        .or_else(|| s.strip_prefix(b"\n"))
-        .unwrap_or(s)
-}
-
-pub(super) fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || haystack.len() < needle.len() {
-        return None;
-    }
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-pub(super) fn split_bytes<'a>(mut haystack: &'a [u8], needle: &[u8]) -> Vec<&'a [u8]> {
-    let mut out = Vec::new();
-    while let Some(i) = find_bytes(haystack, needle) {
-        out.push(&haystack[..i]);
-        haystack = &haystack[i + needle.len()..];
-    }
-    out.push(haystack);
-    out
 }

@@ -109,7 +109,7 @@ pub(super) async fn process(shared: Arc<Shared>, req: Request) -> Outcome {
         })
         .collect();
     let content_type = header_value(&headers, "content-type").unwrap_or_default();
-    let mut params = parse_params(parts.uri.query().unwrap_or_default(), &body, content_type);
+    let mut params = parse_params(parts.uri.query().unwrap_or_default(), &body, content_type).await;
     if let Some(e) = body_error {
         params.insert(
             "_unparsed".into(),

@@ -489,19 +489,19 @@ async fn latency_is_concurrent() {
     assert_eq!(recorded, Some(5));
 }
 
-#[test]
-fn parses_multipart_and_form_bodies() {
+#[tokio::test]
+async fn parses_multipart_and_form_bodies() {
     let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"channels\"\r\n\r\nC1001\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nline1\r\nline2\r\n--XyZ--\r\n";
-    let p = parse_params("token=t", body, "multipart/form-data; boundary=XyZ");
+    let p = parse_params("token=t", body, "multipart/form-data; boundary=XyZ").await;
     assert_eq!(p.get("channels"), Some(&json!("C1001")));
     assert_eq!(p.get("file"), Some(&json!("line1\r\nline2")));
     assert_eq!(p.get("token"), Some(&json!("t")));
 
-    let p = parse_params("", b"--nope", "multipart/form-data");
+    let p = parse_params("", b"--nope", "multipart/form-data").await;
     assert!(p.contains_key("_unparsed"));
-    let p = parse_params("", b"{not json", "application/json");
+    let p = parse_params("", b"{not json", "application/json").await;
     assert!(p.contains_key("_unparsed"));
-    let p = parse_params("a=1&a=2&users=%5B%22U1%22%5D", b"", "");
+    let p = parse_params("a=1&a=2&users=%5B%22U1%22%5D", b"", "").await;
     assert_eq!(p.get("a"), Some(&json!(["1", "2"])));
     assert_eq!(p.get("users"), Some(&json!(["U1"])));
 }
