@@ -53,7 +53,10 @@ slack_user = "U0MANAGER"
 
 /// Runs the demo, writing the transcript to `out`.
 pub async fn run(out: &mut impl Write) -> anyhow::Result<()> {
-    let dir = tempfile_dir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("warroom-demo-")
+        .tempdir()
+        .context("cannot create a temp dir for the demo database")?;
     let slack = SlackEmulator::start(TOKEN)
         .await
         .context("cannot start the Slack emulator")?;
@@ -62,7 +65,7 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<()> {
         ("WARROOM_BIND", "127.0.0.1:0".to_string()),
         (
             "DATABASE_URL",
-            format!("sqlite://{}", dir.path.join("demo.db").display()),
+            format!("sqlite://{}", dir.path().join("demo.db").display()),
         ),
         ("SLACK_API_URL", slack.api_url()),
         ("SLACK_SIGNING_SECRET", SECRET.to_string()),
@@ -581,26 +584,6 @@ impl Demo {
         let answer: Value = serde_json::from_str(&answer)?;
         Ok(answer["text"].as_str().unwrap_or_default().to_string())
     }
-}
-
-struct TempDir {
-    path: std::path::PathBuf,
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
-fn tempfile_dir() -> anyhow::Result<TempDir> {
-    let path = std::env::temp_dir().join(format!(
-        "warroom-demo-{}-{}",
-        std::process::id(),
-        Utc::now().timestamp_nanos_opt().unwrap_or_default()
-    ));
-    std::fs::create_dir_all(&path).context("cannot create a temp dir for the demo database")?;
-    Ok(TempDir { path })
 }
 
 /// `@alice` for `U0ALICE`, as the emulator names users.
