@@ -11,7 +11,7 @@ use super::state::EmuState;
 use super::SlackEmulator;
 
 #[derive(Clone, Copy, Debug)]
-pub(super) enum FaultKind {
+enum FaultKind {
     Fatal,
     RateLimited {
         retry_after_secs: u64,
@@ -26,13 +26,13 @@ pub(super) const SUCCEEDED_THEN_FAILED: &str = "injected 500 after success";
 
 #[derive(Debug)]
 pub(super) struct Fault {
-    pub(super) kind: FaultKind,
+    kind: FaultKind,
     /// Calls still to fail; `None`: until cleared.
-    pub(super) left: Option<usize>,
+    left: Option<usize>,
 }
 
 impl SlackEmulator {
-    pub(super) fn add_fault(&self, method: &str, kind: FaultKind, left: Option<usize>) {
+    fn add_fault(&self, method: &str, kind: FaultKind, left: Option<usize>) {
         self.shared
             .lock()
             .faults

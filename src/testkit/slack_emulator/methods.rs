@@ -15,7 +15,7 @@ use super::state::{ChannelRecord, EmuState, CREATED};
 use super::{APP_ID, BOT_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID};
 
 /// Block Kit element types that Slack gives an `action_id` when they lack one.
-pub(super) const INTERACTIVE_TYPES: [&str; 21] = [
+const INTERACTIVE_TYPES: [&str; 21] = [
     "button",
     "static_select",
     "multi_static_select",
@@ -42,7 +42,7 @@ pub(super) const INTERACTIVE_TYPES: [&str; 21] = [
 impl EmuState {
     /// Fills in `block_id` on top-level blocks and `action_id` on interactive
     /// elements that lack them, as Slack does. Non-lists are returned as they are.
-    pub(super) fn normalize_blocks(&mut self, blocks: &Value) -> Value {
+    fn normalize_blocks(&mut self, blocks: &Value) -> Value {
         let mut out = maybe_json(blocks);
         if let Value::Array(items) = &mut out {
             for block in items.iter_mut() {
@@ -58,7 +58,7 @@ impl EmuState {
         out
     }
 
-    pub(super) fn fill_action_ids(&mut self, node: &mut Value) {
+    fn fill_action_ids(&mut self, node: &mut Value) {
         match node {
             Value::Object(obj) => {
                 let interactive = obj
@@ -239,7 +239,7 @@ impl EmuState {
         }
     }
 
-    pub(super) fn conversations_create(&mut self, p: &Map<String, Value>) -> Value {
+    fn conversations_create(&mut self, p: &Map<String, Value>) -> Value {
         let name = match p.get("name").and_then(Value::as_str) {
             Some(n) if !n.is_empty() => n.to_string(),
             _ => return api_error("invalid_name_required"),
@@ -276,7 +276,7 @@ impl EmuState {
         json!({"ok": true, "channel": self.channel_obj(&cid)})
     }
 
-    pub(super) fn conversations_invite(&mut self, p: &Map<String, Value>) -> Value {
+    fn conversations_invite(&mut self, p: &Map<String, Value>) -> Value {
         let users = users_param(p);
         let cid = match p.get("channel").filter(|v| truthy(Some(v))) {
             Some(c) => text_of(c),
@@ -297,7 +297,7 @@ impl EmuState {
         json!({"ok": true, "channel": self.channel_obj(&cid)})
     }
 
-    pub(super) fn conversations_history(&self, p: &Map<String, Value>) -> Value {
+    fn conversations_history(&self, p: &Map<String, Value>) -> Value {
         let cid = p.get("channel").map(text_of);
         let latest = p.get("latest").filter(|v| !v.is_null()).map(ts_key);
         let oldest = p.get("oldest").filter(|v| !v.is_null()).map(ts_key);
@@ -340,7 +340,7 @@ impl EmuState {
         })
     }
 
-    pub(super) fn conversations_replies(&self, p: &Map<String, Value>) -> Value {
+    fn conversations_replies(&self, p: &Map<String, Value>) -> Value {
         let cid = p.get("channel").map(text_of).unwrap_or_default();
         let ts = first_truthy(p, &["ts"]).map(text_of).unwrap_or_default();
         let Some(parent) = self.messages.get(&(cid.clone(), ts.clone())) else {
@@ -367,7 +367,7 @@ impl EmuState {
         })
     }
 
-    pub(super) fn chat_post_message(&mut self, p: &Map<String, Value>) -> Value {
+    fn chat_post_message(&mut self, p: &Map<String, Value>) -> Value {
         let cid = match check_post(p) {
             Ok(cid) => cid,
             Err(e) => return e,
@@ -399,7 +399,7 @@ impl EmuState {
         json!({"ok": true, "channel": cid, "ts": ts, "message": msg})
     }
 
-    pub(super) fn chat_update(&mut self, p: &Map<String, Value>) -> Value {
+    fn chat_update(&mut self, p: &Map<String, Value>) -> Value {
         let Some(cid) = p.get("channel").filter(|v| !v.is_null()).map(text_of) else {
             return api_error("message_not_found");
         };
@@ -454,7 +454,7 @@ impl EmuState {
 
     /// Files completed with a `channel_id` are shared there as Slack does: a message of the
     /// bot's carrying the `initial_comment` and the files, seen in `conversations.history`.
-    pub(super) fn share_files(&mut self, p: &Map<String, Value>, files: &[Value]) {
+    fn share_files(&mut self, p: &Map<String, Value>, files: &[Value]) {
         let Some(cid) = p.get("channel_id").filter(|v| truthy(Some(v))).map(text_of) else {
             return;
         };
@@ -472,7 +472,7 @@ impl EmuState {
         self.messages.insert((cid, ts), msg);
     }
 
-    pub(super) fn new_file(&mut self, p: &Map<String, Value>) -> (String, Value) {
+    fn new_file(&mut self, p: &Map<String, Value>) -> (String, Value) {
         self.n_file += 1;
         let fid = format!("F{:08}", self.n_file);
         let file = json!({
@@ -487,7 +487,7 @@ impl EmuState {
     /// `conversations.list` as Slack answers it: `types` (default `public_channel`; every
     /// emulated channel is public), `exclude_archived` (default false), pages of `limit`
     /// (default 100, at most 1000) with an opaque `next_cursor` (empty on the last page).
-    pub(super) fn conversations_list(&self, p: &Map<String, Value>) -> Value {
+    fn conversations_list(&self, p: &Map<String, Value>) -> Value {
         let types = p
             .get("types")
             .filter(|v| truthy(Some(v)))
@@ -533,7 +533,7 @@ impl EmuState {
 }
 
 /// `conversations.open`: a DM (`D` + user) for one user, a group DM for several.
-pub(super) fn conversations_open(p: &Map<String, Value>) -> Value {
+fn conversations_open(p: &Map<String, Value>) -> Value {
     if let Some(channel) = p.get("channel").filter(|v| truthy(Some(v))) {
         return json!({"ok": true, "channel": {"id": channel}});
     }
@@ -565,7 +565,7 @@ pub(super) fn conversations_open(p: &Map<String, Value>) -> Value {
 
 /// The checks `chat.postMessage` and `chat.postEphemeral` share: the channel
 /// id, or the error answer.
-pub(super) fn check_post(p: &Map<String, Value>) -> Result<String, Value> {
+fn check_post(p: &Map<String, Value>) -> Result<String, Value> {
     let Some(cid) = p.get("channel").filter(|v| truthy(Some(v))) else {
         return Err(api_error("channel_not_found"));
     };
@@ -590,12 +590,12 @@ pub(super) fn check_limits(p: &Map<String, Value>) -> Result<(), Value> {
         .map_err(|v| json!({"ok": false, "error": v.error, "detail": v.to_string()}))
 }
 
-pub(super) fn api_error(error: &str) -> Value {
+fn api_error(error: &str) -> Value {
     json!({"ok": false, "error": error})
 }
 
 /// The user object for `uid`, named after the id (`U0ALICE` is `alice`).
-pub(super) fn user_obj(uid: &str) -> Value {
+fn user_obj(uid: &str) -> Value {
     let name = user_name(uid);
     let real = capitalize(&name);
     json!({
@@ -628,7 +628,7 @@ pub(super) fn user_name(uid: &str) -> String {
     }
 }
 
-pub(super) fn capitalize(s: &str) -> String {
+fn capitalize(s: &str) -> String {
     let mut chars = s.chars();
     match chars.next() {
         Some(first) => first
@@ -639,7 +639,7 @@ pub(super) fn capitalize(s: &str) -> String {
     }
 }
 
-pub(super) fn unix_now() -> i64 {
+fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -652,10 +652,7 @@ pub(super) fn sha1_hex(data: &[u8]) -> String {
 
 /// Messages as `conversations.history` returns them: their `metadata` only with
 /// `include_all_metadata=true`, as on Slack.
-pub(super) fn without_metadata_unless_asked(
-    messages: Vec<Value>,
-    p: &Map<String, Value>,
-) -> Vec<Value> {
+fn without_metadata_unless_asked(messages: Vec<Value>, p: &Map<String, Value>) -> Vec<Value> {
     if flag_true(p.get("include_all_metadata")) {
         return messages;
     }

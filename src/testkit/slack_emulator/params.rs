@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 /// Parameters whose string values are JSON documents, parsed when they look like one.
-pub(super) const JSON_PARAMS: [&str; 6] = [
+const JSON_PARAMS: [&str; 6] = [
     "blocks",
     "attachments",
     "view",
@@ -215,7 +215,7 @@ pub(super) async fn parse_params(
 }
 
 /// Merges `a=1&b=2` pairs; a key given several times becomes a list.
-pub(super) fn merge_form(params: &mut Map<String, Value>, encoded: &str) {
+fn merge_form(params: &mut Map<String, Value>, encoded: &str) {
     let Ok(pairs) = serde_urlencoded::from_str::<Vec<(String, String)>>(encoded) else {
         params.insert("_unparsed".into(), Value::String(encoded.to_string()));
         return;

@@ -96,10 +96,7 @@ impl SlackEmulator {
         self.shared.lock().uploads.get(file_id).cloned()
     }
 
-    pub(super) fn filter_calls(
-        &self,
-        mut keep: impl FnMut(&RecordedCall) -> bool,
-    ) -> Vec<RecordedCall> {
+    fn filter_calls(&self, mut keep: impl FnMut(&RecordedCall) -> bool) -> Vec<RecordedCall> {
         self.shared
             .lock()
             .calls

@@ -123,7 +123,7 @@ impl RecordedCall {
 }
 
 /// A short, whitespace-collapsed rendering of a value for [`RecordedCall::describe`].
-pub(super) fn short(v: &Value, n: usize) -> String {
+fn short(v: &Value, n: usize) -> String {
     let text = match v {
         Value::Array(items) => items.iter().map(text_of).collect::<Vec<_>>().join(","),
         other => text_of(other),

@@ -18,11 +18,11 @@ use super::stalls::{stall_target, StallPoint};
 use super::Shared;
 
 /// Largest request body read; bigger bodies are recorded as unreadable.
-pub(super) const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 pub(super) const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
 
-pub(super) const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 
 /// An answer: status, optional `Retry-After`, body.
 pub(super) struct Outcome {
@@ -45,14 +45,14 @@ impl Outcome {
         }
     }
 
-    pub(super) fn recorded_body(&self) -> Value {
+    fn recorded_body(&self) -> Value {
         match &self.body {
             Payload::Json(v) => v.clone(),
             Payload::Text(t) => Value::String(t.clone()),
         }
     }
 
-    pub(super) fn into_response(self) -> Response {
+    fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut headers = HeaderMap::new();
         if let Some(secs) = self.retry_after {
@@ -250,7 +250,7 @@ pub(super) fn api(
     Outcome::json(200, answer)
 }
 
-pub(super) fn header_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+fn header_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|(k, _)| k == name)

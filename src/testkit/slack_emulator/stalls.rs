@@ -21,27 +21,27 @@ pub enum StallPoint {
 }
 
 /// A predicate on a call's parameters (see [`SlackEmulator::stall_next_where`]).
-pub(super) type ParamFilter = Box<dyn Fn(&Map<String, Value>) -> bool + Send + Sync>;
+type ParamFilter = Box<dyn Fn(&Map<String, Value>) -> bool + Send + Sync>;
 
 /// A call still to stall.
-pub(super) struct StallRule {
-    pub(super) target: String,
-    pub(super) point: StallPoint,
-    pub(super) filter: ParamFilter,
+struct StallRule {
+    target: String,
+    point: StallPoint,
+    filter: ParamFilter,
 }
 
 #[derive(Default)]
-pub(super) struct StallState {
-    pub(super) rules: Vec<StallRule>,
+struct StallState {
+    rules: Vec<StallRule>,
     /// Targets of the calls being held now (one entry per call).
-    pub(super) held: Vec<String>,
+    held: Vec<String>,
 }
 
 /// Calls held on purpose until the test releases them.
 pub(super) struct Stalls {
-    pub(super) state: Mutex<StallState>,
+    state: Mutex<StallState>,
     /// Bumped by [`SlackEmulator::release_stalled`]; held calls wait for a change.
-    pub(super) release: watch::Sender<u64>,
+    release: watch::Sender<u64>,
 }
 
 impl Default for Stalls {
@@ -54,7 +54,7 @@ impl Default for Stalls {
 }
 
 impl Stalls {
-    pub(super) fn lock(&self) -> MutexGuard<'_, StallState> {
+    fn lock(&self) -> MutexGuard<'_, StallState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

@@ -12,7 +12,7 @@ use super::recorded::RecordedCall;
 use super::{ANNOUNCE_CHANNEL, BOT_USER_ID, GENERAL_CHANNEL};
 
 /// Channels (id, name) that exist before any call.
-pub(super) const KNOWN_CHANNELS: [(&str, &str); 2] = [
+const KNOWN_CHANNELS: [(&str, &str); 2] = [
     (GENERAL_CHANNEL, "general"),
     (ANNOUNCE_CHANNEL, "incidents"),
 ];
