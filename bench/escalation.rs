@@ -171,16 +171,14 @@ async fn run(a: Args) -> anyhow::Result<()> {
             let offset = a.spread * i as f64 / a.steps.max(1) as f64;
             let due_at = first_due + chrono::Duration::milliseconds((offset * 1000.0) as i64);
             due_of.insert((incident, step), due_at);
-            let effect = Effect::EscalationStep {
+            let effect = Effect::FireEscalationStep {
                 step,
                 due_at,
                 page: vec!["bench".into()],
                 plan: 0,
             };
-            let payload = serde_json::to_string(&warroom::jobs::EffectJob {
-                incident,
-                effect: effect.clone(),
-            })?;
+            let payload =
+                serde_json::to_string(&warroom::jobs::EffectJob::new(incident, effect.clone()))?;
             store::enqueue(
                 &mut tx,
                 &NewJob {

@@ -72,10 +72,11 @@ use sha2::Sha256;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use warroom::app::{App, AppContext, Settings};
+use warroom::app::{App, Settings};
 use warroom::clock::Clock;
 use warroom::config::{Config, Environment};
-use warroom::paging::channels::PagingSettings;
+use warroom::context::AppContext;
+use warroom::paging::routes::PagingSettings;
 use warroom::store;
 use warroom::testkit::slack_emulator::{SlackEmulator, GENERAL_CHANNEL, TEAM_DOMAIN, TEAM_ID};
 

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
+use axum::extract::FromRef;
+use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use secrecy::ExposeSecret;
 use slack_morphism::prelude::SlackSigningSecret;
@@ -13,34 +15,23 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::chat::Platforms;
 use crate::clock::Clock;
 use crate::config::{Config, Environment};
-use crate::http::{self, AppState};
+use crate::context::AppContext;
+use crate::core::Platform;
+use crate::effects::EffectRouter;
+use crate::health::PollHandler;
+use crate::http::{self, OpsState};
+use crate::jobs::{Handlers, Queue};
+use crate::link_token::LinkSigner;
+use crate::paging::inbound::PagerDutyWebhookState;
+use crate::retention::RetentionHandler;
 use crate::slack::api::SlackApi;
+use crate::slack::effects::{ReplyHandler, SlackChat};
+use crate::slack::SlackState;
 use crate::store::{self, Backend, Store};
-
-/// What commands and jobs work with. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct AppContext {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub clock: Clock,
-    /// Signalled when jobs are enqueued or finish, so idle workers look again at once.
-    pub wake: Arc<Notify>,
-    pub slack: Option<SlackApi>,
-    /// Paging channels other than chat (PagerDuty, webhooks, email, SMS).
-    pub pagers: crate::paging::channels::Pagers,
-    /// The resolution templates (built in, or from `templates.dir`).
-    pub templates: Arc<crate::templates::Templates>,
-    /// Atlassian Statuspage, when configured.
-    pub statuspage: Option<crate::publish::Statuspage>,
-    /// This server's public base URL (`WARROOM_PUBLIC_URL`), for links in messages.
-    pub public_url: Option<String>,
-    /// Key of the HMAC that signs web links.
-    pub web_key: Arc<Vec<u8>>,
-    /// For health checks.
-    pub http: reqwest::Client,
-}
+use crate::web::WebState;
 
 /// Everything `App::build` needs.
 #[derive(Debug, Clone)]
@@ -51,7 +42,7 @@ pub struct Settings {
     /// Job workers to run in this process (0 for a web-only replica or tests that drive jobs).
     pub workers: usize,
     /// PagerDuty, Twilio and SMTP settings (from the environment).
-    pub paging: crate::paging::channels::PagingSettings,
+    pub paging: crate::paging::routes::PagingSettings,
     /// Atlassian Statuspage settings (from the environment).
     pub statuspage: Option<crate::publish::StatuspageSettings>,
 }
@@ -61,7 +52,53 @@ pub struct App {
     listener: TcpListener,
     addr: SocketAddr,
     state: AppState,
+    queue: Queue,
     workers: usize,
+}
+
+/// The state of the whole router: each adapter's own, reached by axum's `FromRef`.
+#[derive(Clone)]
+struct AppState {
+    ctx: AppContext,
+    ops: OpsState,
+    slack: SlackState,
+    pagerduty: PagerDutyWebhookState,
+    web: WebState,
+}
+
+impl FromRef<AppState> for OpsState {
+    fn from_ref(state: &AppState) -> Self {
+        state.ops.clone()
+    }
+}
+
+impl FromRef<AppState> for SlackState {
+    fn from_ref(state: &AppState) -> Self {
+        state.slack.clone()
+    }
+}
+
+impl FromRef<AppState> for PagerDutyWebhookState {
+    fn from_ref(state: &AppState) -> Self {
+        state.pagerduty.clone()
+    }
+}
+
+impl FromRef<AppState> for WebState {
+    fn from_ref(state: &AppState) -> Self {
+        state.web.clone()
+    }
+}
+
+/// Every adapter's routes, merged, with the shared layers.
+fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .merge(http::ops_router())
+        .merge(crate::slack::router())
+        .merge(crate::paging::inbound::router())
+        .merge(crate::web::router(state.web.clone()))
+        .with_state(state);
+    http::with_layers(routes)
 }
 
 fn metrics_handle() -> PrometheusHandle {
@@ -122,17 +159,22 @@ impl App {
             store,
             clock,
             wake: Arc::new(Notify::new()),
-            slack,
-            pagers: crate::paging::channels::Pagers::new(paging),
+            pagers: crate::paging::routes::Pagers::new(paging),
             templates: Arc::new(templates),
             statuspage: statuspage.map(crate::publish::Statuspage::new),
             public_url: env.public_url.clone(),
-            web_key: Arc::new(web_key),
+            links: LinkSigner::new(web_key),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::limited(3))
                 .build()
                 .context("cannot build the HTTP client")?,
         };
+        let queue = Queue::new(
+            ctx.store.clone(),
+            ctx.clock.clone(),
+            ctx.wake.clone(),
+            job_handlers(&ctx, slack.as_ref())?,
+        );
         let listener = TcpListener::bind(env.bind)
             .await
             .with_context(|| format!("cannot listen on {}", env.bind))?;
@@ -141,12 +183,26 @@ impl App {
             listener,
             addr,
             state: AppState {
+                ops: OpsState {
+                    store: ctx.store.clone(),
+                    metrics: metrics_handle(),
+                },
+                slack: SlackState {
+                    ctx: ctx.clone(),
+                    api: slack.clone(),
+                    verifier: slack_verifier,
+                },
+                pagerduty: PagerDutyWebhookState {
+                    ctx: ctx.clone(),
+                    secret: env.pagerduty_webhook_secret.clone(),
+                },
+                web: WebState {
+                    ctx: ctx.clone(),
+                    web_token: env.web_token.clone(),
+                },
                 ctx,
-                slack_verifier,
-                metrics: metrics_handle(),
-                pagerduty_webhook_secret: env.pagerduty_webhook_secret.clone(),
-                web_token: env.web_token.clone(),
             },
+            queue,
             workers,
         })
     }
@@ -159,17 +215,29 @@ impl App {
         self.state.ctx.clone()
     }
 
+    /// The job queue with every handler registered (tests drive it with `run_once`).
+    pub fn queue(&self) -> Queue {
+        self.queue.clone()
+    }
+
     /// Serves HTTP and runs the workers until `shutdown` is cancelled; then both stop.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut workers = Vec::new();
+        if self.workers > 0 {
+            let scheduled = async {
+                let ctx = &self.state.ctx;
+                let mut conn = ctx.store.acquire().await?;
+                crate::retention::schedule(&mut conn, ctx.clock.now()).await
+            };
+            if let Err(e) = scheduled.await {
+                tracing::error!(error = %e, "could not schedule the clean-up of old jobs");
+            }
+        }
         for _ in 0..self.workers {
-            workers.push(crate::jobs::spawn_worker(
-                self.state.ctx.clone(),
-                shutdown.clone(),
-            ));
+            workers.push(self.queue.spawn_worker(shutdown.clone()));
         }
         let store = self.state.ctx.store.clone();
-        let router = http::router(self.state);
+        let router = router(self.state);
         tracing::info!(addr = %self.addr, "warroom listening");
         let stop = shutdown.clone();
         let served = axum::serve(
@@ -185,6 +253,27 @@ impl App {
         store.close().await;
         served.context("the HTTP server failed")
     }
+}
+
+/// Who runs which job: every handler, registered once.
+fn job_handlers(ctx: &AppContext, slack: Option<&SlackApi>) -> anyhow::Result<Handlers> {
+    let mut platforms = Platforms::default();
+    let mut handlers = Handlers::default();
+    if let Some(api) = slack {
+        let chat = SlackChat {
+            ctx: ctx.clone(),
+            api: api.clone(),
+        };
+        platforms.register(Platform::Slack, Arc::new(chat));
+        handlers.register(Arc::new(ReplyHandler { api: api.clone() }))?;
+    }
+    handlers.register(Arc::new(EffectRouter {
+        ctx: ctx.clone(),
+        platforms,
+    }))?;
+    handlers.register(Arc::new(PollHandler { ctx: ctx.clone() }))?;
+    handlers.register(Arc::new(RetentionHandler { ctx: ctx.clone() }))?;
+    Ok(handlers)
 }
 
 /// A database URL without its password, for messages.

@@ -78,16 +78,16 @@ pub fn check_config(path: Option<&Path>, env: &[(String, String)]) -> ExitCode {
     }
     if let (Ok((config, _)), Ok(paging)) = (
         Config::load(path, env),
-        crate::paging::channels::PagingSettings::from_lookup(lookup),
+        crate::paging::routes::PagingSettings::from_lookup(lookup),
     ) {
-        for w in unusable_channel_warnings(&config, &paging) {
+        for w in unusable_route_warnings(&config, &paging) {
             println!("warning: {w}");
         }
     }
     for (name, result) in [
         (
             "paging",
-            crate::paging::channels::PagingSettings::from_lookup(lookup).map(|_| ()),
+            crate::paging::routes::PagingSettings::from_lookup(lookup).map(|_| ()),
         ),
         (
             "status page",
@@ -120,10 +120,10 @@ pub fn check_config(path: Option<&Path>, env: &[(String, String)]) -> ExitCode {
     }
 }
 
-/// Contacts paged by email or SMS when that channel is not set up in the environment.
-fn unusable_channel_warnings(
+/// Contacts paged by email or SMS when that route is not set up in the environment.
+fn unusable_route_warnings(
     config: &Config,
-    paging: &crate::paging::channels::PagingSettings,
+    paging: &crate::paging::routes::PagingSettings,
 ) -> Vec<String> {
     let mut out = Vec::new();
     for (name, contact) in &config.contacts {
@@ -253,8 +253,8 @@ phone = "+15550001111"
 "#,
         )
         .unwrap();
-        let none = crate::paging::channels::PagingSettings::default();
-        let warnings = unusable_channel_warnings(&config, &none);
+        let none = crate::paging::routes::PagingSettings::default();
+        let warnings = unusable_route_warnings(&config, &none);
         assert_eq!(warnings.len(), 2, "{warnings:#?}");
         assert!(
             warnings[0].contains("contacts.manager.email"),
@@ -264,7 +264,7 @@ phone = "+15550001111"
             warnings[1].contains("contacts.manager.phone"),
             "{warnings:#?}"
         );
-        let both = crate::paging::channels::PagingSettings::from_lookup(|k| {
+        let both = crate::paging::routes::PagingSettings::from_lookup(|k| {
             [
                 ("SMTP_HOST", "smtp.acme.test"),
                 ("SMTP_FROM", "warroom@acme.test"),
@@ -277,7 +277,7 @@ phone = "+15550001111"
             .map(|(_, v)| v.to_string())
         })
         .unwrap();
-        assert!(unusable_channel_warnings(&config, &both).is_empty());
+        assert!(unusable_route_warnings(&config, &both).is_empty());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Commands: what a chat adapter asks for, carried out against the core and the store in one
 //! transaction, with the resulting effects enqueued as jobs in that same transaction.
 
-use crate::app::AppContext;
+use crate::context::AppContext;
 use crate::core::{
     self, Command, CoreError, Effect, Incident, Outcome, Platform, Role, Severity, Status,
     TimelineKind,

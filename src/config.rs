@@ -96,7 +96,7 @@ impl SeveritySettings {
     }
 }
 
-/// Someone warroom can page, through any of their channels.
+/// Someone warroom can page, by any of their paging routes.
 #[derive(Debug, Clone, Default)]
 pub struct Contact {
     pub slack_user: Option<String>,
@@ -109,8 +109,8 @@ pub struct Contact {
 }
 
 impl Contact {
-    /// The channels warroom pages a contact through, in this order.
-    pub fn paging_channels(&self) -> Vec<&'static str> {
+    /// The paging routes warroom pages a contact by, in this order.
+    pub fn paging_routes(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
         if self.slack_user.is_some() {
             out.push("slack");
@@ -817,7 +817,7 @@ impl Config {
             }
         }
         for (name, contact) in &self.contacts {
-            if contact.paging_channels().is_empty() {
+            if contact.paging_routes().is_empty() {
                 out.push(format!(
                     "contacts.{name} has no paging channel (slack_user, pagerduty_routing_key, webhook_url, email or phone): paging {name} reaches nobody"
                 ));

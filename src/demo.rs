@@ -10,9 +10,10 @@ use chrono::Utc;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{App, AppContext, Settings};
+use crate::app::{App, Settings};
 use crate::clock::Clock;
 use crate::config::{Config, Environment};
+use crate::context::AppContext;
 use crate::slack::sign_request;
 use crate::testkit::slack_emulator::{RecordedCall, SlackEmulator};
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppContext;
 use crate::config::HealthService;
+use crate::context::AppContext;
 use crate::core::hotfix::{self, Observation, ServiceChange};
 use crate::core::{Effect, Incident, Status, TimelineEvent, TimelineKind};
 use crate::jobs::{JobError, JobOutcome};
@@ -135,6 +135,26 @@ fn reported_version(raw: &str) -> Option<String> {
 /// Runs one poll of `service`: fetch, fold into the stored state, tell every open incident
 /// about each transition, and schedule the next poll. No poll is scheduled once no incident
 /// is open.
+/// Runs the health polls.
+pub struct PollHandler {
+    pub ctx: AppContext,
+}
+
+#[async_trait::async_trait]
+impl crate::jobs::JobHandler for PollHandler {
+    fn kinds(&self) -> Vec<&'static str> {
+        vec![POLL_JOB]
+    }
+
+    async fn run(
+        &self,
+        job: &crate::store::ClaimedJob,
+        _: DateTime<Utc>,
+    ) -> Result<JobOutcome, JobError> {
+        poll(&self.ctx, &job.payload).await
+    }
+}
+
 pub async fn poll(ctx: &AppContext, payload: &str) -> Result<JobOutcome, JobError> {
     let job: PollJob = serde_json::from_str(payload)
         .map_err(|e| JobError::fatal(format!("unreadable health poll: {e}")))?;

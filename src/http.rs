@@ -1,8 +1,10 @@
-//! The HTTP server: routes, shared state, error shape, limits.
+//! What every HTTP adapter shares: the error shape, the layers (limits, timeout, tracing,
+//! latency metric) and the operational routes (`/healthz`, `/readyz`, `/metrics`). The
+//! composition root (`app`) merges the adapters' routers and applies [`with_layers`].
 
 use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -10,26 +12,20 @@ use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
-use slack_morphism::signature_verifier::SlackEventSignatureVerifier;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::app::AppContext;
+use crate::store::Store;
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-/// What every handler can reach.
+/// The state of the operational routes.
 #[derive(Clone)]
-pub struct AppState {
-    pub ctx: AppContext,
-    pub slack_verifier: Option<SlackEventSignatureVerifier>,
+pub struct OpsState {
+    pub store: Store,
     pub metrics: PrometheusHandle,
-    /// Verifies PagerDuty v3 webhooks, when configured.
-    pub pagerduty_webhook_secret: Option<secrecy::SecretString>,
-    /// `WARROOM_WEB_TOKEN`: bearer token for the web pages.
-    pub web_token: Option<secrecy::SecretString>,
 }
 
 /// The one error type of the HTTP layer: client errors carry a reason, internal ones do not.
@@ -57,15 +53,21 @@ impl IntoResponse for AppError {
     }
 }
 
-/// All routes with their layers.
-pub fn router(state: AppState) -> Router {
+/// `/healthz`, `/readyz`, `/metrics`.
+pub fn ops_router<S>() -> Router<S>
+where
+    OpsState: FromRef<S>,
+    S: Clone + Send + Sync + 'static,
+{
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_page))
-        .merge(crate::slack::router())
-        .merge(crate::paging::inbound::router())
-        .merge(crate::web::router(state.clone()))
+}
+
+/// The layers every route gets: the latency metric, body limits, a timeout, tracing.
+pub fn with_layers(router: Router) -> Router {
+    router
         .layer(middleware::from_fn(record_latency))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
@@ -74,15 +76,14 @@ pub fn router(state: AppState) -> Router {
             Duration::from_secs(10),
         ))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
 }
 
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "ok": true }))
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
-    match state.ctx.store.is_ready().await {
+async fn readyz(State(state): State<OpsState>) -> Response {
+    match state.store.is_ready().await {
         Ok(true) => Json(json!({ "ok": true })).into_response(),
         Ok(false) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -100,7 +101,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics_page(State(state): State<AppState>) -> String {
+async fn metrics_page(State(state): State<OpsState>) -> String {
     state.metrics.render()
 }
 

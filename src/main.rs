@@ -165,7 +165,7 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
             "Slack is not configured: set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (see `warroom manifest`)"
         );
     }
-    let paging = warroom::paging::channels::PagingSettings::from_lookup(|k| std::env::var(k).ok())
+    let paging = warroom::paging::routes::PagingSettings::from_lookup(|k| std::env::var(k).ok())
         .map_err(anyhow::Error::msg)?;
     let statuspage = warroom::publish::StatuspageSettings::from_lookup(|k| std::env::var(k).ok())
         .map_err(anyhow::Error::msg)?;

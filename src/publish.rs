@@ -1,7 +1,7 @@
 //! Publishing resolved incidents to a public status page: Atlassian Statuspage, through its
 //! REST API v1 (`https://api.statuspage.io/v1`).
 //!
-//! Outcomes are classified like the paging channels ([`DeliveryError`]): network failures,
+//! Outcomes are classified like the paging routes ([`DeliveryError`]): network failures,
 //! timeouts, 408, 429 and 5xx can be retried, other answers cannot. Error reasons end up in
 //! logs and on the incident timeline, so they never carry the API key.
 
@@ -9,7 +9,8 @@ use reqwest::header::{HeaderValue, AUTHORIZATION};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use crate::paging::channels::{check_http_url, send_classified, DeliveryError};
+use crate::paging::routes::outbound::{check_http_url, outbound_http_client, send_classified};
+use crate::paging::routes::DeliveryError;
 
 /// The Statuspage REST API base.
 pub const DEFAULT_STATUSPAGE_API_URL: &str = "https://api.statuspage.io/v1";
@@ -112,7 +113,7 @@ impl std::fmt::Debug for Statuspage {
 
 impl Statuspage {
     pub fn new(settings: StatuspageSettings) -> Statuspage {
-        let http = crate::paging::channels::outbound_http_client("statuspage");
+        let http = outbound_http_client("statuspage");
         Statuspage { http, settings }
     }
 

@@ -4,7 +4,7 @@
 
 use sha2::Digest;
 
-use crate::app::AppContext;
+use crate::context::AppContext;
 use crate::core::Incident;
 use crate::jobs::JobError;
 use crate::store;
@@ -25,10 +25,7 @@ pub enum Publication {
 
 /// The links an incident's communications carry.
 pub fn links(ctx: &AppContext, incident: &Incident) -> Links {
-    let base = ctx.public_url.as_deref().map(|u| u.trim_end_matches('/'));
-    let page = |path: String| {
-        base.map(|b| format!("{b}{path}?token={}", crate::web::link_token(ctx, &path)))
-    };
+    let page = |path: String| ctx.signed_link(&path);
     Links {
         war_room: incident.war_room.as_ref().map(|r| format!("#{}", r.name)),
         review: page(format!("/incidents/{}/review.md", incident.number)),
@@ -155,7 +152,7 @@ async fn send_to_each(
     let recipients = to
         .iter()
         .map(|address| {
-            crate::paging::channels::parse_recipient(address)
+            crate::paging::routes::email::parse_recipient(address)
                 .map(|mailbox| (address.trim(), mailbox.email.to_string().to_lowercase()))
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -7,21 +7,32 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRef, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
-use sha2::Sha256;
 
-use crate::app::AppContext;
-use crate::http::{AppError, AppState};
+use crate::context::AppContext;
+use crate::http::AppError;
+use crate::link_token::secrets_equal;
 use crate::templates::Template;
 
-pub fn router(state: AppState) -> Router<AppState> {
+/// The web pages' state: the shared context and the bearer token that opens them.
+#[derive(Clone)]
+pub struct WebState {
+    pub ctx: AppContext,
+    /// `WARROOM_WEB_TOKEN`: bearer token for the web pages.
+    pub web_token: Option<secrecy::SecretString>,
+}
+
+pub fn router<S>(state: WebState) -> Router<S>
+where
+    WebState: FromRef<S>,
+    S: Clone + Send + Sync + 'static,
+{
     Router::new()
         .route("/incidents", get(dashboard))
         .route("/incidents/{number}", get(incident_page))
@@ -29,22 +40,12 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route_layer(middleware::from_fn_with_state(state, require_access))
 }
 
-/// The `token` for a link to `path` (an HMAC of the path with the server's web key).
-pub fn link_token(ctx: &AppContext, path: &str) -> String {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(&ctx.web_key) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("HMAC accepts keys of any length"),
-    };
-    mac.update(path.as_bytes());
-    hex::encode(&mac.finalize().into_bytes()[..16])
-}
-
 #[derive(serde::Deserialize)]
 struct TokenQuery {
     token: Option<String>,
 }
 
-async fn require_access(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn require_access(State(state): State<WebState>, request: Request, next: Next) -> Response {
     let headers: &HeaderMap = request.headers();
     let query: TokenQuery = Query::try_from_uri(request.uri())
         .map(|Query(q)| q)
@@ -53,18 +54,16 @@ async fn require_access(State(state): State<AppState>, request: Request, next: N
     let forwarded = headers.contains_key("x-forwarded-for") || headers.contains_key("forwarded");
     let loopback = connect.map(|c| c.0.ip().is_loopback()).unwrap_or(false) && !forwarded;
     let path = request.uri().path().to_string();
-    let token_ok = query.token.as_deref().is_some_and(|t| {
-        let want = link_token(&state.ctx, &path);
-        constant_time_eq(t.as_bytes(), want.as_bytes())
-    });
+    let token_ok = query
+        .token
+        .as_deref()
+        .is_some_and(|t| state.ctx.links.verify(&path, t));
     let bearer_ok = match (&state.web_token, headers.get(header::AUTHORIZATION)) {
         (Some(secret), Some(value)) => value
             .to_str()
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| {
-                constant_time_eq(t.trim().as_bytes(), secret.expose_secret().as_bytes())
-            }),
+            .is_some_and(|t| secrets_equal(t.trim().as_bytes(), secret.expose_secret().as_bytes())),
         _ => false,
     };
     if loopback || token_ok || bearer_ok {
@@ -73,13 +72,6 @@ async fn require_access(State(state): State<AppState>, request: Request, next: N
         AppError::Unauthorized("a link posted by warroom or a bearer token is needed")
             .into_response()
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Escapes text for HTML.
@@ -108,7 +100,7 @@ fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
-async fn dashboard(State(state): State<AppState>) -> Result<Response, AppError> {
+async fn dashboard(State(state): State<WebState>) -> Result<Response, AppError> {
     let mut conn = state.ctx.store.acquire_read().await.map_err(internal)?;
     let incidents = crate::store::recent_incidents(&mut conn, 200)
         .await
@@ -144,7 +136,7 @@ fn parse_number(raw: &str) -> Result<i64, AppError> {
 }
 
 async fn incident_page(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     Path(number): Path<String>,
 ) -> Result<Response, AppError> {
     let number = parse_number(&number)?;
@@ -198,7 +190,7 @@ async fn incident_page(
 }
 
 async fn review(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     Path(number): Path<String>,
 ) -> Result<Response, AppError> {
     let number = parse_number(&number)?;

@@ -435,12 +435,12 @@ fn replan(
     escalation_plan(steps, declared_at, now.timestamp_millis())
         .into_iter()
         .filter_map(|e| match e {
-            Effect::EscalationStep {
+            Effect::FireEscalationStep {
                 step,
                 due_at,
                 page,
                 plan,
-            } if due_at <= now => raised.then_some(Effect::EscalationStep {
+            } if due_at <= now => raised.then_some(Effect::FireEscalationStep {
                 step,
                 due_at: now,
                 page,
@@ -618,7 +618,7 @@ mod tests {
             .effects
             .iter()
             .filter_map(|e| match e {
-                Effect::EscalationStep { step, due_at, .. } => Some((*step, *due_at)),
+                Effect::FireEscalationStep { step, due_at, .. } => Some((*step, *due_at)),
                 _ => None,
             })
             .collect();
@@ -641,7 +641,7 @@ mod tests {
             .effects
             .iter()
             .filter_map(|e| match e {
-                Effect::EscalationStep { step, .. } => Some(*step),
+                Effect::FireEscalationStep { step, .. } => Some(*step),
                 _ => None,
             })
             .collect();

@@ -7,10 +7,10 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{ChannelName, Severity};
+use super::Severity;
 
 /// Where an incident lives. An incident stays on the platform where it was opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Platform {
     Slack,
@@ -175,7 +175,6 @@ pub struct Incident {
     /// The response target (from the severity) as a deadline.
     pub target_at: DateTime<Utc>,
     /// The war-room name the incident asks for; the platform may add a suffix.
-    pub channel_name: ChannelName,
     pub war_room: Option<WarRoom>,
     pub kickoff_ref: Option<String>,
     pub acknowledged: Option<Done>,

@@ -3,10 +3,10 @@
 //! Nothing here knows Slack, Teams, SQL or the clock. Callers pass the time (`now`) and the
 //! policy drawn from configuration; the results are stored and the effects become durable jobs.
 
-mod channel_name;
 mod handle;
 pub mod hotfix;
 mod incident;
+pub mod rules;
 mod severity;
 
 use std::time::Duration;
@@ -14,7 +14,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use channel_name::ChannelName;
 pub use handle::{handle, pin_key, Change, Command, NewTimelineEvent, Outcome, Policies};
 pub use incident::{
     ChecklistItem, Done, Incident, Platform, Resolution, Role, Status, TimelineEvent, TimelineKind,
@@ -82,7 +81,7 @@ pub struct EscalationStep {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "effect", rename_all = "snake_case")]
 pub enum Effect {
-    /// Create the war-room channel (`Incident::channel_name`, with a suffix if taken).
+    /// Create the war room (the platform adapter names it).
     CreateWarRoom,
     /// Bring these users into the war room.
     InviteToWarRoom { users: Vec<UserId> },
@@ -95,9 +94,12 @@ pub enum Effect {
     /// Answer the person who declared, with the war-room link (`reply_to` is the adapter's
     /// reply address, e.g. Slack's `response_url`).
     ReplyToRequester { reply_to: String },
-    /// Run an escalation step when it comes due. `plan` identifies the plan it belongs to
-    /// (a re-plan after a severity change makes a new one), so each step fires once per plan.
-    EscalationStep {
+    /// Fire step `step` of the escalation policy (an [`EscalationStep`]) when it comes due.
+    /// `plan` identifies the plan it belongs to (a re-plan after a severity change makes a new
+    /// one), so each step fires once per plan. Stored as `escalation_step`, its name before the
+    /// rename, so that payloads read the same in both directions.
+    #[serde(rename = "escalation_step")]
+    FireEscalationStep {
         step: usize,
         due_at: DateTime<Utc>,
         page: Vec<String>,
@@ -111,13 +113,16 @@ pub enum Effect {
     AnnounceStatusUpdate { text: String, by: UserId },
     /// Fetch a pinned message's author, text and link into its timeline event.
     FetchPinnedMessage { message: String },
-    /// Deliver one page: one contact, one channel (`slack`, `pagerduty`, `webhook`, `email`,
-    /// `sms`), for one escalation step of one plan.
+    /// Deliver one page: one contact, one paging route (`slack`, `pagerduty`, `webhook`,
+    /// `email`, `sms`), for one escalation step of one plan.
     Page {
         step: usize,
         plan: i64,
         contact: String,
-        channel: String,
+        /// Stored as `channel`, its name before "channel" came to mean a chat channel only, so
+        /// that payloads read the same in both directions (an upgrade, or a rollback).
+        #[serde(rename = "channel")]
+        route: String,
     },
     /// Tell paging providers the incident was acknowledged (PagerDuty acknowledge).
     AcknowledgePagers,
@@ -168,6 +173,37 @@ pub enum Effect {
 }
 
 impl Effect {
+    /// Every effect's [`Effect::name`]: the job kinds that carry effects out.
+    pub const KINDS: &'static [&'static str] = &[
+        "create_war_room",
+        "invite_to_war_room",
+        "set_war_room_topic",
+        "post_kickoff",
+        "announce_declared",
+        "reply_to_requester",
+        "escalation_step",
+        "update_kickoff",
+        "post_status_update",
+        "announce_status_update",
+        "fetch_pinned_message",
+        "page",
+        "acknowledge_pagers",
+        "status_reminder",
+        "target_warning",
+        "resolve_pagers",
+        "watch_health",
+        "post_to_war_room",
+        "post_to_announce_channel",
+        "page_user",
+        "monitoring_window_end",
+        "publish_announcement",
+        "publish_status_page",
+        "publish_customer_email",
+        "post_review",
+        "review_reminder",
+        "delivery_stuck",
+    ];
+
     /// A stable name, used as the job kind.
     pub fn name(&self) -> &'static str {
         match self {
@@ -177,7 +213,7 @@ impl Effect {
             Effect::PostKickoff => "post_kickoff",
             Effect::AnnounceDeclared => "announce_declared",
             Effect::ReplyToRequester { .. } => "reply_to_requester",
-            Effect::EscalationStep { .. } => "escalation_step",
+            Effect::FireEscalationStep { .. } => "escalation_step",
             Effect::UpdateKickoff => "update_kickoff",
             Effect::PostStatusUpdate { .. } => "post_status_update",
             Effect::AnnounceStatusUpdate { .. } => "announce_status_update",
@@ -226,7 +262,7 @@ impl Effect {
     /// When the effect should happen, if not at once.
     pub fn due_at(&self) -> Option<DateTime<Utc>> {
         match self {
-            Effect::EscalationStep { due_at, .. }
+            Effect::FireEscalationStep { due_at, .. }
             | Effect::StatusReminder { due_at }
             | Effect::ReviewReminder { due_at }
             | Effect::MonitoringWindowEnd { due_at, .. }
@@ -308,7 +344,6 @@ pub fn open(
         .collect();
     let incident = Incident {
         number: request.number,
-        channel_name: ChannelName::for_incident(request.number, &title),
         title,
         description: inert(request.description.trim()),
         severity: request.severity,
@@ -388,7 +423,7 @@ pub fn escalation_plan(steps: &[EscalationStep], from: DateTime<Utc>, plan: i64)
         .iter()
         .enumerate()
         .filter(|(_, step)| !step.page.is_empty())
-        .map(|(i, step)| Effect::EscalationStep {
+        .map(|(i, step)| Effect::FireEscalationStep {
             step: i,
             due_at: from + chrono::Duration::from_std(step.after).unwrap_or(chrono::Duration::MAX),
             page: step.page.clone(),
@@ -463,6 +498,24 @@ mod tests {
     use chrono::TimeZone;
 
     #[test]
+    fn effect_kinds_are_distinct_and_include_each_name() {
+        let mut kinds = Effect::KINDS.to_vec();
+        kinds.sort();
+        kinds.dedup();
+        assert_eq!(kinds.len(), Effect::KINDS.len());
+        for effect in [
+            Effect::CreateWarRoom,
+            Effect::PostKickoff,
+            Effect::UpdateKickoff,
+            Effect::WatchHealth,
+            Effect::PublishStatusPage,
+            Effect::PostReview,
+        ] {
+            assert!(Effect::KINDS.contains(&effect.name()), "{}", effect.name());
+        }
+    }
+
+    #[test]
     fn only_warroom_marks_mentions_and_user_text_loses_marks() {
         assert_eq!(mention("U0BOB"), "\u{2063}@U0BOB");
         assert_eq!(mention("deploy-bot"), "@deploy-bot");
@@ -523,7 +576,6 @@ mod tests {
         assert_eq!(inc.key(), "INC-7");
         assert_eq!(inc.title, "checkout is down");
         assert_eq!(inc.status, Status::Investigating);
-        assert_eq!(inc.channel_name.as_str(), "inc-7-checkout-is-down");
         assert_eq!(inc.target_at, t0() + chrono::Duration::hours(2));
         assert_eq!(inc.checklist.len(), 2);
         assert_eq!(inc.checklist[1].position, 2);
@@ -567,7 +619,7 @@ mod tests {
         );
         assert_eq!(
             opened.effects[7],
-            Effect::EscalationStep {
+            Effect::FireEscalationStep {
                 step: 1,
                 due_at: t0() + chrono::Duration::minutes(15),
                 page: vec!["senior".into()],
@@ -601,7 +653,7 @@ mod tests {
     fn only_war_room_effects_wait_for_the_war_room() {
         assert!(!Effect::CreateWarRoom.needs_war_room());
         assert!(Effect::PostKickoff.needs_war_room());
-        let step = Effect::EscalationStep {
+        let step = Effect::FireEscalationStep {
             step: 0,
             due_at: t0(),
             page: vec![],
@@ -620,6 +672,51 @@ mod tests {
         assert_eq!(json, r#"{"effect":"invite_to_war_room","users":["U1"]}"#);
         let back: Effect = serde_json::from_str(&json).unwrap();
         assert_eq!(back.name(), "invite_to_war_room");
+    }
+
+    #[test]
+    fn page_payloads_written_before_routes_were_named_still_read() {
+        // A page job's payload as stored before the paging route was called `route`.
+        let stored = r#"{"incident":7,"effect":{"effect":"page","step":1,"plan":3,"contact":"senior","channel":"webhook"}}"#;
+        let payload: serde_json::Value = serde_json::from_str(stored).unwrap();
+        let effect: Effect = serde_json::from_value(payload["effect"].clone()).unwrap();
+        let page = Effect::Page {
+            step: 1,
+            plan: 3,
+            contact: "senior".into(),
+            route: "webhook".into(),
+        };
+        assert_eq!(effect, page);
+        assert_eq!(effect.name(), "page");
+        let json = serde_json::to_string(&page).unwrap();
+        assert_eq!(
+            json, r#"{"effect":"page","step":1,"plan":3,"contact":"senior","channel":"webhook"}"#,
+            "stored as before, so a rollback reads it too"
+        );
+        assert_eq!(serde_json::from_str::<Effect>(&json).unwrap(), page);
+    }
+
+    #[test]
+    fn step_firings_are_stored_as_before_the_rename() {
+        // An escalation step job's payload as stored before the effect was called
+        // `FireEscalationStep`: it reads, and the effect is written the same way.
+        let stored = r#"{"incident":7,"effect":{"effect":"escalation_step","step":1,"due_at":"2024-05-01T12:30:00Z","page":["senior"],"plan":3}}"#;
+        let payload: serde_json::Value = serde_json::from_str(stored).unwrap();
+        let effect: Effect = serde_json::from_value(payload["effect"].clone()).unwrap();
+        let due_at = DateTime::parse_from_rfc3339("2024-05-01T12:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            effect,
+            Effect::FireEscalationStep {
+                step: 1,
+                due_at,
+                page: vec!["senior".into()],
+                plan: 3,
+            }
+        );
+        assert_eq!(effect.name(), "escalation_step");
+        assert_eq!(serde_json::to_value(&effect).unwrap(), payload["effect"]);
     }
 
     #[test]

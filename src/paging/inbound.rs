@@ -3,7 +3,7 @@
 //! more, comma-separated, for secret rotation); the secret is `PAGERDUTY_WEBHOOK_SECRET`.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -15,10 +15,23 @@ use sha2::Sha256;
 
 use super::incident_from_dedup_key;
 use crate::commands::{self, CommandError, IncidentRef};
+use crate::context::AppContext;
 use crate::core::Command;
-use crate::http::{AppError, AppState};
+use crate::http::AppError;
 
-pub fn router() -> Router<AppState> {
+/// The PagerDuty webhook's state: the shared context and the webhook's signing secret.
+#[derive(Clone)]
+pub struct PagerDutyWebhookState {
+    pub ctx: AppContext,
+    /// `PAGERDUTY_WEBHOOK_SECRET`; without it the webhook answers 401.
+    pub secret: Option<secrecy::SecretString>,
+}
+
+pub fn router<S>() -> Router<S>
+where
+    PagerDutyWebhookState: FromRef<S>,
+    S: Clone + Send + Sync + 'static,
+{
     Router::new().route("/webhooks/pagerduty", post(pagerduty))
 }
 
@@ -54,11 +67,11 @@ struct Event {
 }
 
 async fn pagerduty(
-    State(state): State<AppState>,
+    State(state): State<PagerDutyWebhookState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let Some(secret) = &state.pagerduty_webhook_secret else {
+    let Some(secret) = &state.secret else {
         return Err(AppError::Unauthorized(
             "PagerDuty webhooks are not configured (PAGERDUTY_WEBHOOK_SECRET)",
         ));

@@ -1,42 +1,40 @@
-//! Escalation and paging: when a step comes due, each of its contacts is paged through every
-//! channel they have, one durable job per contact and channel, until someone acknowledges.
+//! Escalation and paging: when a step comes due, each of its contacts is paged by every
+//! route they have, one durable job per contact and route, until someone acknowledges.
 //! A step or page that finds the incident acknowledged or resolved does nothing.
 
-pub mod channels;
 pub mod inbound;
+pub mod routes;
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::app::AppContext;
+use crate::chat::{Destination, Message, Platforms, PostKey};
 use crate::config::Contact;
-use crate::core::{Effect, EscalationStep, Incident, TimelineEvent, TimelineKind};
+use crate::context::AppContext;
+use crate::core::{Effect, EscalationStep, Incident, Platform, TimelineEvent, TimelineKind};
+use crate::jobs::JobRun;
 use crate::jobs::{JobChange, JobError, JobOutcome};
-use crate::slack::effects::JobRun;
 use crate::store;
 
-use channels::{DeliveryError, PageMessage, Pagers};
+use routes::{DeliveryError, PageMessage, Pagers};
 
-/// The channels of `contact` that can be used now: email needs SMTP and SMS needs Twilio to
+/// The paging routes of `contact` that can be used now: email needs SMTP and SMS needs Twilio to
 /// be configured. Returns the usable ones and the ones left out.
-pub fn usable_channels(
-    pagers: &Pagers,
-    contact: &Contact,
-) -> (Vec<&'static str>, Vec<&'static str>) {
+pub fn usable_routes(pagers: &Pagers, contact: &Contact) -> (Vec<&'static str>, Vec<&'static str>) {
     contact
-        .paging_channels()
+        .paging_routes()
         .into_iter()
-        .partition(|channel| match *channel {
+        .partition(|route| match *route {
             "email" => pagers.smtp_configured(),
             "sms" => pagers.sms_configured(),
             _ => true,
         })
 }
 
-/// How a channel is named for people: `Slack DM`, `PagerDuty`, `webhook`, `email`, `SMS`.
-pub fn route_label(channel: &str) -> String {
-    match channel {
+/// How a paging route is named for people: `Slack DM`, `PagerDuty`, `webhook`, `email`, `SMS`.
+pub fn route_label(route: &str) -> String {
+    match route {
         "slack" => "Slack DM".to_string(),
         "pagerduty" => "PagerDuty".to_string(),
         "sms" => "SMS".to_string(),
@@ -163,9 +161,9 @@ fn describe_tried(pages: &[store::PageRecord]) -> String {
     let mut contacts: Vec<(&str, Vec<String>)> = Vec::new();
     for page in pages {
         let route = match page.state {
-            store::PageState::Failed => format!("{}: failed", route_label(&page.channel)),
-            store::PageState::Queued => format!("{}: not sent yet", route_label(&page.channel)),
-            _ => route_label(&page.channel),
+            store::PageState::Failed => format!("{}: failed", route_label(&page.route)),
+            store::PageState::Queued => format!("{}: not sent yet", route_label(&page.route)),
+            _ => route_label(&page.route),
         };
         match contacts.iter_mut().find(|(c, _)| *c == page.contact) {
             Some((_, routes)) => {
@@ -197,11 +195,11 @@ fn short_reason(reason: &str) -> String {
     out
 }
 
-/// Runs an escalation step: one page job per contact and usable channel. The ladder's last
-/// step also schedules the check that nobody acknowledged (an `EscalationStep` of the same
-/// plan with nobody to page, due after [`unanswered_grace`]); a step that can page nobody is
-/// an event at once.
-async fn escalation_step(
+/// Runs an escalation step: one page job per contact and usable route. The ladder's last
+/// step also schedules the check that nobody acknowledged (an [`Effect::FireEscalationStep`]
+/// of the same plan with nobody to page, due after [`unanswered_grace`]); a step that can page
+/// nobody is an event at once.
+async fn fire_escalation_step(
     ctx: &AppContext,
     incident: &Incident,
     step: usize,
@@ -234,16 +232,16 @@ async fn escalation_step(
     let mut unusable = Vec::new();
     let mut outcome = JobOutcome::none();
     for name in page {
-        let (channels, left_out) = ctx
+        let (routes, left_out) = ctx
             .config
             .contacts
             .get(name)
-            .map(|c| usable_channels(&ctx.pagers, c))
+            .map(|c| usable_routes(&ctx.pagers, c))
             .unwrap_or_default();
-        if channels.is_empty() {
+        if routes.is_empty() {
             let why = if ctx.config.contacts.contains_key(name) {
                 if left_out.is_empty() {
-                    "no channel configured".to_string()
+                    "no paging route configured".to_string()
                 } else {
                     format!(
                         "{} not set up on this server",
@@ -272,20 +270,20 @@ async fn escalation_step(
             unusable.push(format!("{name} ({why})"));
             continue;
         }
-        described.push(format!("{name} ({})", channels.join(", ")));
-        for channel in channels {
+        described.push(format!("{name} ({})", routes.join(", ")));
+        for route in routes {
             deliveries.push(store::PageDelivery::new(
                 incident.number,
                 plan,
                 step,
                 name,
-                channel,
+                route,
             ));
             pages.push(Effect::Page {
                 step,
                 plan,
                 contact: name.clone(),
-                channel: channel.to_string(),
+                route: route.to_string(),
             });
         }
     }
@@ -318,7 +316,7 @@ async fn escalation_step(
             .ok()
             .and_then(|grace| now.checked_add_signed(grace))
             .unwrap_or(now + chrono::Duration::minutes(15));
-        pages.push(Effect::EscalationStep {
+        pages.push(Effect::FireEscalationStep {
             step: step + 1,
             due_at,
             page: Vec::new(),
@@ -328,10 +326,11 @@ async fn escalation_step(
     Ok(outcome.with(JobChange::Enqueue(pages)))
 }
 
-/// Sends one page on one channel, as attempt `run` of its job; returns what the timeline says
+/// Sends one page by one route, as attempt `run` of its job; returns what the timeline says
 /// it did.
 async fn send_page(
     ctx: &AppContext,
+    chat: &Platforms,
     incident: &Incident,
     who: &Contact,
     delivery: &store::PageDelivery,
@@ -341,10 +340,14 @@ async fn send_page(
     let message = page_message(incident, step, contact);
     // One id per page, kept across retries, so the receiver can drop duplicates.
     let id = format!("warroom-INC-{}-{plan}-{step}-{contact}", incident.number);
-    Ok(match delivery.channel.as_str() {
+    Ok(match delivery.route.as_str() {
         "slack" => {
             let user = who.slack_user.as_deref().unwrap_or_default();
-            crate::slack::effects::send_page_dm(ctx, incident, user, step, run).await?;
+            let page = Message::Page { step };
+            let to = Destination::User(user);
+            chat.get(Platform::Slack)?
+                .post(to, incident, &page, PostKey::new(run, 0))
+                .await?;
             format!("Slack DM to {}", crate::core::mention(user))
         }
         "pagerduty" => {
@@ -377,7 +380,7 @@ async fn send_page(
             ctx.pagers.sms(to, &message).await?;
             format!("SMS to {to}")
         }
-        other => return Err(JobError::fatal(format!("unknown paging channel `{other}`"))),
+        other => return Err(JobError::fatal(format!("unknown paging route `{other}`"))),
     })
 }
 
@@ -416,7 +419,7 @@ async fn page_failed(
                 format!(
                     "{} by {}: {}",
                     p.contact,
-                    route_label(&p.channel),
+                    route_label(&p.route),
                     short_reason(p.detail.as_deref().unwrap_or("failed"))
                 )
             })
@@ -438,20 +441,21 @@ async fn page_failed(
 /// Carries out a paging effect, as attempt `run` of its job.
 pub async fn perform(
     ctx: &AppContext,
+    chat: &Platforms,
     incident: &Incident,
     effect: &Effect,
     run: JobRun,
 ) -> Result<JobOutcome, JobError> {
     let now = ctx.clock.now();
     match effect {
-        Effect::EscalationStep {
+        Effect::FireEscalationStep {
             step, plan, page, ..
-        } => escalation_step(ctx, incident, *step, *plan, page).await,
+        } => fire_escalation_step(ctx, incident, *step, *plan, page).await,
         Effect::Page {
             step,
             plan,
             contact,
-            channel,
+            route,
         } => {
             if !still_paging(incident) {
                 return Ok(JobOutcome::none());
@@ -461,8 +465,7 @@ pub async fn perform(
                     "contact `{contact}` is not configured"
                 )));
             };
-            let delivery =
-                store::PageDelivery::new(incident.number, *plan, *step, contact, channel);
+            let delivery = store::PageDelivery::new(incident.number, *plan, *step, contact, route);
             // The last look before sending, under the incident's lock: an acknowledgement or
             // resolution committed by now stops the page; one committed later sees it in flight.
             let Some(incident) =
@@ -470,7 +473,7 @@ pub async fn perform(
             else {
                 return Ok(JobOutcome::none());
             };
-            let detail = match send_page(ctx, &incident, who, &delivery, run).await {
+            let detail = match send_page(ctx, chat, &incident, who, &delivery, run).await {
                 Ok(detail) => detail,
                 Err(error) => {
                     if let Err(e) = page_failed(ctx, &incident, &delivery, &error).await {
@@ -505,7 +508,7 @@ pub async fn perform(
                 store::pages_sending(&mut conn, incident.number, now).await?
             }
             .into_iter()
-            .filter(|(_, channel)| channel == "pagerduty")
+            .filter(|(_, route)| route == "pagerduty")
             .count();
             if triggers > 0 {
                 return Err(JobError::Retry {
@@ -557,7 +560,7 @@ fn secret(value: &Option<secrecy::SecretString>) -> Result<&str, JobError> {
 pub fn is_paging_effect(effect: &Effect) -> bool {
     matches!(
         effect,
-        Effect::EscalationStep { .. }
+        Effect::FireEscalationStep { .. }
             | Effect::Page { .. }
             | Effect::AcknowledgePagers
             | Effect::ResolvePagers
@@ -569,15 +572,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn contacts_are_paged_on_every_channel_they_have() {
+    fn contacts_are_paged_by_every_route_they_have() {
         let contact = Contact {
             slack_user: Some("U1".into()),
             webhook_url: Some("https://example.com/hook".into()),
             phone: Some("+15551234567".into()),
             ..Contact::default()
         };
-        assert_eq!(contact.paging_channels(), ["slack", "webhook", "sms"]);
-        assert!(Contact::default().paging_channels().is_empty());
+        assert_eq!(contact.paging_routes(), ["slack", "webhook", "sms"]);
+        assert!(Contact::default().paging_routes().is_empty());
     }
 
     #[test]
@@ -606,10 +609,10 @@ mod tests {
 
     #[test]
     fn who_was_tried_is_grouped_by_contact() {
-        let page = |contact: &str, channel: &str, state| store::PageRecord {
+        let page = |contact: &str, route: &str, state| store::PageRecord {
             step: 0,
             contact: contact.into(),
-            channel: channel.into(),
+            route: route.into(),
             state,
             detail: None,
             failures: 0,

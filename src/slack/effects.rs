@@ -1,11 +1,14 @@
-//! Carrying out core effects on Slack. Each function is one job: it reads nothing but the
-//! incident it is given, makes its Slack calls, and returns the state changes to commit.
+//! Slack behind the chat-platform port ([`SlackChat`]): the war room is a channel, messages
+//! are Block Kit rendered from the neutral [`Message`], and every post a job makes carries
+//! message metadata so that a retry finds it instead of posting twice. Also the chained
+//! replies of `/incident timeline` (a Slack `response_url` takes 5 posts).
 
-use crate::app::AppContext;
-use crate::core::{pin_key, ChannelName, Effect, Incident, TimelineEvent, TimelineKind, WarRoom};
-use crate::jobs::{JobChange, JobError, JobOutcome};
-use crate::resolution::{self, Publication};
-use crate::templates::Template;
+use crate::chat::{ChatPlatform, Destination, Document, FetchedMessage, Message, PostKey};
+use crate::context::AppContext;
+use crate::core::{Incident, UserId, WarRoom};
+
+use super::channel_name::ChannelName;
+use crate::jobs::{JobError, JobOutcome, JobRun};
 use slack_morphism::prelude::{SlackMessageContent, SlackMessageMetadata};
 
 use super::api::{SlackApi, SlackCallError};
@@ -22,18 +25,6 @@ pub const KICKOFF_EVENT: &str = "warroom_kickoff";
 /// post finds the message an earlier attempt posted.
 pub const POST_EVENT: &str = "warroom_post";
 
-/// The attempt of a job that posts: its posts are marked with the job's id, and on a retry
-/// (an earlier attempt may have reached Slack: the attempt number is above 1, and the claim
-/// that counts an attempt commits before the attempt runs, so a run after a crash counts as a
-/// retry too) each post looks for what that attempt posted before posting again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JobRun {
-    /// The job's id, the same on every attempt.
-    pub job: i64,
-    /// Whether an earlier attempt may have posted.
-    pub retry: bool,
-}
-
 impl From<SlackCallError> for JobError {
     fn from(e: SlackCallError) -> Self {
         match e {
@@ -47,470 +38,241 @@ impl From<SlackCallError> for JobError {
     }
 }
 
-fn api(ctx: &AppContext) -> Result<&SlackApi, JobError> {
-    ctx.slack
-        .as_ref()
-        .ok_or_else(|| JobError::fatal("Slack is not configured (SLACK_BOT_TOKEN is not set)"))
+/// Slack as a chat platform: its Web API and the shared context (for the announce channel and
+/// the incident page's links).
+pub struct SlackChat {
+    pub ctx: AppContext,
+    pub api: SlackApi,
 }
 
-fn war_room(incident: &Incident) -> Result<&WarRoom, JobError> {
-    incident
-        .war_room
-        .as_ref()
-        .ok_or_else(|| JobError::retry(format!("{} has no war room yet", incident.key())))
-}
+impl SlackChat {
+    /// Where a text cut to fit Slack's limits can be read whole.
+    fn page(&self, incident: &Incident) -> Option<String> {
+        crate::resolution::links(&self.ctx, incident).incident_page
+    }
 
-/// Performs one effect for an incident that lives on Slack, as attempt `run` of its job. Every
-/// message it posts is marked with the job, and a retry finds what an earlier attempt posted
-/// instead of posting it again ([`post_marked`]).
-pub async fn perform(
-    ctx: &AppContext,
-    incident: &Incident,
-    effect: &Effect,
-    run: JobRun,
-) -> Result<JobOutcome, JobError> {
-    let slack = api(ctx)?;
-    let now = ctx.clock.now();
-    // Where a text cut to fit Slack's limits can be read whole.
-    let page = resolution::links(ctx, incident).incident_page;
-    let page = page.as_deref();
-    match effect {
-        Effect::CreateWarRoom => {
-            if incident.war_room.is_some() {
-                return Ok(JobOutcome::none());
+    /// `message` in Block Kit.
+    fn render(&self, incident: &Incident, message: &Message) -> SlackMessageContent {
+        let page = self.page(incident);
+        let page = page.as_deref();
+        match message {
+            Message::Kickoff => render::kickoff(incident, page),
+            Message::Declared => render::announcement(incident, page),
+            Message::Opened => render::opened_reply(incident),
+            Message::StatusUpdate { text, by } => render::status_update(incident, text, by, page),
+            Message::StatusAnnouncement { text, by } => {
+                render::status_announcement(incident, text, by, page)
             }
-            for attempt in 0..NAME_ATTEMPTS {
-                let name = ChannelName::with_suffix(incident.number, &incident.title, attempt);
-                match slack.create_channel(name.as_str()).await {
-                    Ok((id, name)) => return Ok(war_room_opened(incident, now, id, name)),
-                    Err(SlackCallError::Api(code)) if code == "name_taken" => {
-                        if let Some(id) = own_war_room(slack, incident, &name).await? {
-                            // An earlier attempt created it and died before saying so.
-                            tracing::info!(name = %name, channel = %id, "adopting the war room an earlier attempt created");
-                            return Ok(war_room_opened(incident, now, id, name.to_string()));
-                        }
-                        tracing::info!(name = %name, "war-room name taken, trying the next suffix");
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Err(JobError::fatal(format!(
-                "{NAME_ATTEMPTS} war-room names starting {} are taken",
-                incident.channel_name
-            )))
-        }
-        Effect::InviteToWarRoom { users } => {
-            let room = war_room(incident)?;
-            match slack.invite(&room.id, users).await {
-                Ok(()) => Ok(JobOutcome::none()),
-                Err(e) if e.is_retryable() || users.len() < 2 => Err(e.into()),
-                Err(_) => {
-                    // One bad user fails the whole call: invite one by one, note who failed.
-                    let mut outcome = JobOutcome::none();
-                    for user in users {
-                        match slack.invite(&room.id, std::slice::from_ref(user)).await {
-                            Ok(()) => {}
-                            Err(e) if e.is_retryable() => return Err(e.into()),
-                            Err(e) => {
-                                outcome = outcome.with(JobChange::Timeline {
-                                    event: TimelineEvent::new(
-                                        now,
-                                        None,
-                                        TimelineKind::Failure,
-                                        format!(
-                                            "Could not invite {}: {e}",
-                                            crate::core::mention(user)
-                                        ),
-                                    ),
-                                    source_key: None,
-                                });
-                            }
-                        }
-                    }
-                    Ok(outcome)
-                }
-            }
-        }
-        Effect::SetWarRoomTopic => {
-            let room = war_room(incident)?;
-            slack.set_topic(&room.id, &render::topic(incident)).await?;
-            Ok(JobOutcome::none())
-        }
-        Effect::PostKickoff => {
-            let room = war_room(incident)?;
-            if incident.kickoff_ref.is_some() {
-                return Ok(JobOutcome::none());
-            }
-            let ts = post_kickoff(slack, &room.id, incident, page, run.retry).await?;
-            Ok(JobOutcome::none().with(JobChange::KickoffRef(ts)))
-        }
-        Effect::AnnounceDeclared => match &ctx.config.slack.announce_channel {
-            Some(channel) => {
-                post(
-                    slack,
-                    run,
-                    incident,
-                    0,
-                    channel,
-                    render::announcement(incident, page),
-                )
-                .await?;
-                Ok(JobOutcome::none())
-            }
-            None => Ok(JobOutcome::none()),
-        },
-        Effect::ReplyToRequester { reply_to } => {
-            reply(slack, reply_to, render::opened_reply(incident)).await?;
-            Ok(JobOutcome::none())
-        }
-        Effect::UpdateKickoff => {
-            let room = war_room(incident)?;
-            match &incident.kickoff_ref {
-                Some(ts) => {
-                    slack
-                        .update(&room.id, ts, kickoff_content(incident, page))
-                        .await?;
-                    Ok(JobOutcome::none())
-                }
-                // No kickoff is known: it gave up, or a post that reached Slack was never
-                // recorded (its job was superseded by this one, say). Always look first.
-                None => {
-                    let ts = post_kickoff(slack, &room.id, incident, page, true).await?;
-                    Ok(JobOutcome::none().with(JobChange::KickoffRef(ts)))
-                }
-            }
-        }
-        Effect::PostStatusUpdate { text, by } => {
-            let room = war_room(incident)?;
-            let content = render::status_update(incident, text, by, page);
-            post(slack, run, incident, 0, &room.id, content).await?;
-            Ok(JobOutcome::none())
-        }
-        Effect::AnnounceStatusUpdate { text, by } => match &ctx.config.slack.announce_channel {
-            Some(channel) => {
-                let content = render::status_announcement(incident, text, by, page);
-                post(slack, run, incident, 0, channel, content).await?;
-                Ok(JobOutcome::none())
-            }
-            None => Ok(JobOutcome::none()),
-        },
-        Effect::StatusReminder { .. } => {
-            if !incident.status.is_active() || !incident.severity.is_major() {
-                return Ok(JobOutcome::none());
-            }
-            let every = ctx.config.reminders.status_every;
-            let every_c = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
-            let last = {
-                let mut conn = ctx.store.acquire().await?;
-                crate::store::last_timeline_at(&mut conn, incident.number, TimelineKind::Status)
-                    .await?
-            };
-            let since = last.unwrap_or(incident.declared_at);
-            if now - since < every_c {
-                // Someone posted recently: look again one interval after that update.
-                return Ok(JobOutcome::none().with(JobChange::Enqueue(vec![
-                    Effect::StatusReminder {
-                        due_at: since + every_c,
-                    },
-                ])));
-            }
-            let room = war_room(incident)?;
-            let content = render::status_nudge(incident, now - since);
-            post(slack, run, incident, 0, &room.id, content).await?;
-            Ok(
-                JobOutcome::none().with(JobChange::Enqueue(vec![Effect::StatusReminder {
-                    due_at: now + every_c,
-                }])),
-            )
-        }
-        Effect::TargetWarning {
-            target_at,
-            breached,
-            ..
-        } => {
-            // A severity change moved the target: this warning is for the old one.
-            if !incident.status.is_active() || incident.target_at != *target_at {
-                return Ok(JobOutcome::none());
-            }
-            let room = war_room(incident)?;
-            let content = render::target_warning(incident, *breached);
-            post(slack, run, incident, 0, &room.id, content).await?;
-            let text = if *breached {
-                format!(
-                    "Response target missed ({} {})",
-                    incident.severity,
-                    render::clock(*target_at)
-                )
-            } else {
-                format!(
-                    "75% of the response target has passed (target {})",
-                    render::clock(*target_at)
-                )
-            };
-            Ok(JobOutcome::none().with(JobChange::Timeline {
-                event: TimelineEvent::new(now, None, TimelineKind::Failure, text),
-                source_key: Some(format!(
-                    "target:{}:{}:{breached}",
-                    incident.number,
-                    target_at.timestamp_millis()
-                )),
-            }))
-        }
-        Effect::EscalationStep { .. }
-        | Effect::Page { .. }
-        | Effect::AcknowledgePagers
-        | Effect::ResolvePagers => Err(JobError::fatal(format!(
-            "`{}` is a paging effect",
-            effect.name()
-        ))),
-        Effect::WatchHealth => Err(JobError::fatal("`watch_health` is run by the job runner")),
-        Effect::DeliveryStuck {
-            kind, since, error, ..
-        } => {
-            // Said wherever it can still be heard: the war room may be what failed.
-            let content = render::delivery_stuck(incident, kind, *since, now, error);
-            if let Some(channel) = &ctx.config.slack.announce_channel {
-                post(slack, run, incident, 0, channel, content.clone()).await?;
-            }
-            post_dm(slack, run, incident, 1, &incident.declared_by, content).await?;
-            Ok(JobOutcome::none())
-        }
-        Effect::PostToWarRoom { text } => {
-            let room = war_room(incident)?;
-            post(
-                slack,
-                run,
-                incident,
-                0,
-                &room.id,
-                render::war_room_text(text),
-            )
-            .await?;
-            Ok(JobOutcome::none())
-        }
-        Effect::PostToAnnounceChannel { text } => {
-            if let Some(channel) = &ctx.config.slack.announce_channel {
-                post(
-                    slack,
-                    run,
-                    incident,
-                    0,
-                    channel,
-                    render::war_room_text(text),
-                )
-                .await?;
-            }
-            Ok(JobOutcome::none())
-        }
-        Effect::PageUser { user, reason } => {
-            let content = render::direct_page(incident, reason);
-            post_dm(slack, run, incident, 0, user, content).await?;
-            Ok(JobOutcome::none().with(JobChange::Timeline {
-                event: TimelineEvent::new(
-                    now,
-                    None,
-                    TimelineKind::Paged,
-                    format!(
-                        "Paged {} by Slack DM to decide on a rollback",
-                        crate::core::mention(user)
-                    ),
-                ),
-                source_key: None,
-            }))
-        }
-        Effect::MonitoringWindowEnd {
-            started_at,
-            version,
-            due_at,
-        } => {
-            if incident.status != crate::core::Status::Monitoring {
-                return Ok(JobOutcome::none());
-            }
-            let room = war_room(incident)?;
-            let failures =
-                crate::health::failures_between(ctx, incident.number, *started_at, *due_at).await?;
-            let window = (*due_at - *started_at).to_std().unwrap_or_default();
-            let content = render::monitoring_summary(incident, version, window, failures);
-            post(slack, run, incident, 0, &room.id, content).await?;
-            // The version is a health endpoint's text: it names nobody.
-            let version = crate::core::inert(version);
-            let text = if failures == 0 {
-                format!(
-                    "Fix held: healthy for {} since {version}, 0 failed checks",
-                    crate::core::human_duration(window)
-                )
-            } else {
-                format!(
-                    "Fix under watch: {failures} failed check(s) in the {} after {version}",
-                    crate::core::human_duration(window)
-                )
-            };
-            Ok(JobOutcome::none().with(JobChange::Timeline {
-                event: TimelineEvent::new(now, None, TimelineKind::Health, text),
-                source_key: Some(format!(
-                    "window:{}:{}",
-                    incident.number,
-                    started_at.timestamp_millis()
-                )),
-            }))
-        }
-        Effect::PublishAnnouncement => {
-            let text = resolution::render(ctx, incident, Template::InternalAnnouncement).await?;
-            let (channel, place) = match (&ctx.config.slack.announce_channel, &incident.war_room) {
-                (Some(c), _) => (c.clone(), format!("the announce channel ({c})")),
-                (None, Some(room)) => (room.id.clone(), format!("#{}", room.name)),
-                (None, None) => return Err(JobError::retry("no war room yet")),
-            };
-            post(
-                slack,
-                run,
-                incident,
-                0,
-                &channel,
-                render::document(&text, page),
-            )
-            .await?;
-            Ok(published(
-                incident,
+            Message::StatusNudge { quiet } => render::status_nudge(incident, *quiet),
+            Message::TargetWarning { breached } => render::target_warning(incident, *breached),
+            Message::DeliveryStuck {
+                kind,
+                since,
                 now,
-                "announcement",
-                format!("Internal announcement posted in {place}"),
-            ))
-        }
-        Effect::PublishStatusPage => {
-            let outcome = resolution::status_page(ctx, incident, run.retry).await?;
-            publish_or_draft(
-                slack,
-                run,
-                incident,
-                now,
-                "status_page",
-                "Status-page update",
-                outcome,
-            )
-            .await
-        }
-        Effect::PublishCustomerEmail => {
-            let outcome = resolution::customer_email(ctx, incident).await?;
-            publish_or_draft(
-                slack,
-                run,
-                incident,
-                now,
-                "customer_email",
-                "Customer email",
-                outcome,
-            )
-            .await
-        }
-        Effect::PostReview => {
-            let room = war_room(incident)?;
-            let markdown = resolution::render(ctx, incident, Template::PostIncidentReview).await?;
-            // The copy shared in Slack has `&`, `<` and `>` as entities: Markdown renders them
-            // the same, and no Slack control sequence (`<!channel>`) survives in user text.
-            let text = render::escape(&markdown);
-            let filename = format!("{}-post-incident-review.md", incident.key().to_lowercase());
-            let comment = format!(
-                ":memo: The post-incident review draft for {} is attached. Fill in what went well, \
-                 what went wrong and the action items in the review meeting, then `/incident close`.{}",
-                incident.key(),
-                resolution::links(ctx, incident)
-                    .review
-                    .map(|l| format!(" It is also at {l}"))
-                    .unwrap_or_default()
-            );
-            // A file upload carries no metadata: a retry finds the review by its title.
-            let title = format!("{} post-incident review", incident.key());
-            let shared = if run.retry {
-                earlier(slack.find_shared_file(&room.id, &title).await, &room.id)?
-            } else {
-                None
-            };
-            if shared.is_none() {
-                slack
-                    .upload_text_file(&room.id, &filename, &title, &text, &comment)
-                    .await?;
-            }
-            Ok(published(
-                incident,
-                now,
-                "review",
-                format!("Post-incident review posted in #{} ({filename})", room.name),
-            ))
-        }
-        Effect::ReviewReminder { .. } => {
-            if incident.status != crate::core::Status::Resolved {
-                return Ok(JobOutcome::none());
-            }
-            let room = war_room(incident)?;
-            post(
-                slack,
-                run,
-                incident,
-                0,
-                &room.id,
-                render::review_reminder(incident),
-            )
-            .await?;
-            let every = chrono::Duration::from_std(ctx.config.review.remind_after)
-                .unwrap_or(chrono::Duration::MAX);
-            Ok(
-                JobOutcome::none().with(JobChange::Enqueue(vec![Effect::ReviewReminder {
-                    due_at: now + every,
-                }])),
-            )
-        }
-        Effect::FetchPinnedMessage { message } => {
-            let Some((channel, ts)) = parse_message_ref(message) else {
-                return Err(JobError::fatal(format!("`{message}` is not channel:ts")));
-            };
-            let fetched = slack.message(channel, ts).await?;
-            let link = match slack.permalink(channel, ts).await {
-                Ok(link) => Some(link),
-                Err(e) if e.is_retryable() => return Err(e.into()),
-                Err(_) => None,
-            };
-            let text = match fetched {
-                Some(m) => format!(
-                    "Pinned {}: “{}”{}",
-                    m.user
-                        .map(|u| crate::core::mention(&u))
-                        .unwrap_or_else(|| "a message".into()),
-                    crate::core::inert(m.text.trim()),
-                    link.map(|l| format!(" — {l}")).unwrap_or_default()
-                ),
-                None => format!(
-                    "Pinned a message that could no longer be read{}",
-                    link.map(|l| format!(" — {l}")).unwrap_or_default()
-                ),
-            };
-            Ok(JobOutcome::none().with(JobChange::TimelineText {
-                source_key: pin_key(incident.number, message),
-                text,
-            }))
+                error,
+            } => render::delivery_stuck(incident, kind, *since, *now, error),
+            Message::Page { step } => render::page_dm(incident, *step),
+            Message::DirectPage { reason } => render::direct_page(incident, reason),
+            Message::MonitoringSummary {
+                version,
+                window,
+                failures,
+            } => render::monitoring_summary(incident, version, *window, *failures),
+            Message::Draft {
+                label,
+                reason,
+                title,
+                body,
+            } => render::draft(label, reason, title, body),
+            Message::Document(text) => render::document(text, page),
+            Message::ReviewReminder => render::review_reminder(incident),
+            Message::Text(text) => render::war_room_text(text),
         }
     }
 }
 
-/// The job outcome of a war room opened (created, or adopted after a lost answer).
-fn war_room_opened(
-    incident: &Incident,
-    now: chrono::DateTime<chrono::Utc>,
-    id: String,
-    name: String,
-) -> JobOutcome {
-    let event = TimelineEvent::new(
-        now,
-        None,
-        TimelineKind::WarRoomOpened,
-        format!("War room #{name} opened"),
-    );
-    JobOutcome::none()
-        .with(JobChange::WarRoom(WarRoom { id, name }))
-        .with(JobChange::Timeline {
-            event,
-            source_key: Some(format!("war_room_opened:{}", incident.number)),
+#[async_trait::async_trait]
+impl ChatPlatform for SlackChat {
+    fn display_name(&self) -> &'static str {
+        "Slack"
+    }
+
+    fn announce_channel(&self) -> Option<String> {
+        self.ctx.config.slack.announce_channel.clone()
+    }
+
+    async fn create_war_room(&self, incident: &Incident) -> Result<WarRoom, JobError> {
+        let slack = &self.api;
+        for attempt in 0..NAME_ATTEMPTS {
+            let name = ChannelName::with_suffix(incident.number, &incident.title, attempt);
+            match slack.create_channel(name.as_str()).await {
+                Ok((id, name)) => return Ok(WarRoom { id, name }),
+                Err(SlackCallError::Api(code)) if code == "name_taken" => {
+                    if let Some(id) = own_war_room(slack, incident, &name).await? {
+                        // An earlier attempt created it and died before saying so.
+                        tracing::info!(name = %name, channel = %id, "adopting the war room an earlier attempt created");
+                        return Ok(WarRoom {
+                            id,
+                            name: name.to_string(),
+                        });
+                    }
+                    tracing::info!(name = %name, "war-room name taken, trying the next suffix");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(JobError::fatal(format!(
+            "{NAME_ATTEMPTS} war-room names starting {} are taken",
+            ChannelName::for_incident(incident.number, &incident.title)
+        )))
+    }
+
+    async fn invite(
+        &self,
+        room: &WarRoom,
+        users: &[UserId],
+    ) -> Result<Vec<(UserId, String)>, JobError> {
+        let slack = &self.api;
+        match slack.invite(&room.id, users).await {
+            Ok(()) => Ok(Vec::new()),
+            Err(e) if e.is_retryable() || users.len() < 2 => Err(e.into()),
+            Err(_) => {
+                // One bad user fails the whole call: invite one by one, note who failed.
+                let mut failed = Vec::new();
+                for user in users {
+                    match slack.invite(&room.id, std::slice::from_ref(user)).await {
+                        Ok(()) => {}
+                        Err(e) if e.is_retryable() => return Err(e.into()),
+                        Err(e) => failed.push((user.clone(), e.to_string())),
+                    }
+                }
+                Ok(failed)
+            }
+        }
+    }
+
+    async fn set_topic(&self, room: &WarRoom, incident: &Incident) -> Result<(), JobError> {
+        self.api
+            .set_topic(&room.id, &render::topic(incident))
+            .await?;
+        Ok(())
+    }
+
+    async fn post(
+        &self,
+        to: Destination<'_>,
+        incident: &Incident,
+        message: &Message,
+        key: PostKey,
+    ) -> Result<String, JobError> {
+        let content = self.render(incident, message);
+        let dm;
+        let channel = match to {
+            Destination::WarRoom(room) => room.id.as_str(),
+            Destination::Announce(channel) => channel,
+            Destination::User(user) => {
+                dm = self.api.open_dm(user).await?;
+                dm.as_str()
+            }
+        };
+        let ts = post(&self.api, key.run, incident, key.index, channel, content).await?;
+        Ok(message_ref(channel, &ts))
+    }
+
+    async fn post_kickoff(
+        &self,
+        room: &WarRoom,
+        incident: &Incident,
+        look_first: bool,
+    ) -> Result<String, JobError> {
+        let page = self.page(incident);
+        post_kickoff(&self.api, &room.id, incident, page.as_deref(), look_first).await
+    }
+
+    async fn update_kickoff(
+        &self,
+        room: &WarRoom,
+        kickoff: &str,
+        incident: &Incident,
+    ) -> Result<(), JobError> {
+        let page = self.page(incident);
+        self.api
+            .update(
+                &room.id,
+                kickoff,
+                kickoff_content(incident, page.as_deref()),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn reply(
+        &self,
+        reply_to: &str,
+        incident: &Incident,
+        message: &Message,
+    ) -> Result<(), JobError> {
+        reply(&self.api, reply_to, self.render(incident, message)).await?;
+        Ok(())
+    }
+
+    async fn fetch_message(&self, message: &str) -> Result<FetchedMessage, JobError> {
+        let Some((channel, ts)) = parse_message_ref(message) else {
+            return Err(JobError::fatal(format!("`{message}` is not channel:ts")));
+        };
+        let fetched = self.api.message(channel, ts).await?;
+        let link = match self.api.permalink(channel, ts).await {
+            Ok(link) => Some(link),
+            Err(e) if e.is_retryable() => return Err(e.into()),
+            Err(_) => None,
+        };
+        Ok(match fetched {
+            Some(m) => FetchedMessage {
+                author: m.user,
+                text: Some(m.text),
+                link,
+            },
+            None => FetchedMessage {
+                author: None,
+                text: None,
+                link,
+            },
         })
+    }
+
+    async fn share_document(
+        &self,
+        room: &WarRoom,
+        document: &Document,
+        key: PostKey,
+    ) -> Result<(), JobError> {
+        let slack = &self.api;
+        // The copy shared in Slack has `&`, `<` and `>` as entities: Markdown renders them the
+        // same, and no Slack control sequence (`<!channel>`) survives in user text.
+        let text = render::escape(&document.body);
+        let comment = format!(":memo: {}", document.comment);
+        // A file upload carries no metadata: a retry finds the document by its title.
+        let shared = if key.run.retry {
+            earlier(
+                slack.find_shared_file(&room.id, &document.title).await,
+                &room.id,
+            )?
+        } else {
+            None
+        };
+        if shared.is_none() {
+            slack
+                .upload_text_file(
+                    &room.id,
+                    &document.filename,
+                    &document.title,
+                    &text,
+                    &comment,
+                )
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// The id of the channel named `name` when it is this incident's war room that an earlier
@@ -664,19 +426,6 @@ async fn post(
     match post_marked(slack, channel, content, &mark, run.retry).await? {
         Posted::Now(ts) | Posted::Found(ts) => Ok(ts),
     }
-}
-
-/// Like [`post`], in `user`'s DM (the channel `conversations.open` gives).
-async fn post_dm(
-    slack: &SlackApi,
-    run: JobRun,
-    incident: &Incident,
-    index: u32,
-    user: &str,
-    content: SlackMessageContent,
-) -> Result<String, JobError> {
-    let dm = slack.open_dm(user).await?;
-    post(slack, run, incident, index, &dm, content).await
 }
 
 /// The kickoff as posted or updated: the rendered message with its metadata.
@@ -835,15 +584,34 @@ pub async fn enqueue_replies_or(
     Ok(())
 }
 
+/// Runs the chained replies of `/incident timeline`.
+pub struct ReplyHandler {
+    pub api: SlackApi,
+}
+
+#[async_trait::async_trait]
+impl crate::jobs::JobHandler for ReplyHandler {
+    fn kinds(&self) -> Vec<&'static str> {
+        vec![REPLY_JOB]
+    }
+
+    async fn run(
+        &self,
+        job: &crate::store::ClaimedJob,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> Result<JobOutcome, JobError> {
+        send_replies(&self.api, &job.payload, job.attempts).await
+    }
+}
+
 /// Runs a reply job; `attempt` counts its runs, this one included. Every run may have posted
 /// (a run counts before it starts), so a reply to a `response_url` posts there at most its
 /// share of the 5 times, then through its fallback, or gives up.
-pub async fn send_replies(
-    ctx: &AppContext,
+async fn send_replies(
+    slack: &SlackApi,
     payload: &str,
     attempt: i64,
 ) -> Result<JobOutcome, JobError> {
-    let slack = api(ctx)?;
     let job: ReplyJob = serde_json::from_str(payload)
         .map_err(|e| JobError::fatal(format!("unreadable reply job: {e}")))?;
     let parts = job.parts.max(job.texts.len()).max(1);
@@ -862,69 +630,4 @@ pub async fn send_replies(
         reply(slack, target, content).await?;
     }
     Ok(JobOutcome::none())
-}
-
-/// Pages `user` by Slack DM, as attempt `run` of the page's job: opens the DM and posts the
-/// page with an Acknowledge button (once per job, see [`post_marked`]).
-pub async fn send_page_dm(
-    ctx: &AppContext,
-    incident: &Incident,
-    user: &str,
-    step: usize,
-    run: JobRun,
-) -> Result<(), JobError> {
-    let slack = api(ctx)?;
-    post_dm(
-        slack,
-        run,
-        incident,
-        0,
-        user,
-        render::page_dm(incident, step),
-    )
-    .await?;
-    Ok(())
-}
-
-/// A timeline entry saying what was published where (once per incident and kind).
-fn published(
-    incident: &Incident,
-    now: chrono::DateTime<chrono::Utc>,
-    what: &str,
-    text: String,
-) -> JobOutcome {
-    JobOutcome::none().with(JobChange::Timeline {
-        event: TimelineEvent::new(now, None, TimelineKind::Published, text),
-        source_key: Some(format!("published:{}:{what}", incident.number)),
-    })
-}
-
-/// Records a publication, or posts the draft in the war room for a human to paste.
-async fn publish_or_draft(
-    slack: &SlackApi,
-    run: JobRun,
-    incident: &Incident,
-    now: chrono::DateTime<chrono::Utc>,
-    what: &str,
-    label: &str,
-    outcome: Publication,
-) -> Result<JobOutcome, JobError> {
-    match outcome {
-        Publication::Published(text) => Ok(published(incident, now, what, text)),
-        Publication::Draft {
-            reason,
-            title,
-            body,
-        } => {
-            let room = war_room(incident)?;
-            let content = render::draft(label, &reason, &title, &body);
-            post(slack, run, incident, 0, &room.id, content).await?;
-            Ok(published(
-                incident,
-                now,
-                what,
-                format!("{label} drafted in #{} ({reason})", room.name),
-            ))
-        }
-    }
 }

@@ -2,6 +2,7 @@
 //! effects with the Web API. No rules live here.
 
 pub mod api;
+pub mod channel_name;
 pub mod effects;
 pub mod limits;
 pub mod render;
@@ -9,7 +10,7 @@ pub mod render;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -19,14 +20,28 @@ use serde_json::json;
 use slack_morphism::signature_verifier::SlackEventSignatureVerifier;
 
 use crate::commands::{self, CommandError, Handled, IncidentRef, OpenArgs, Request};
+use crate::context::AppContext;
 use crate::core::{Command, Platform};
-use crate::http::{AppError, AppState};
+use crate::http::AppError;
 
 /// Longest a handler may take before it answers anyway (Slack gives up at 3 s).
 const ANSWER_WITHIN: Duration = Duration::from_millis(2500);
 
+/// The Slack adapter's state: the shared context and the verifier of Slack's signatures.
+#[derive(Clone)]
+pub struct SlackState {
+    pub ctx: AppContext,
+    /// The Web API (modals are opened at once, not by a job), when `SLACK_BOT_TOKEN` is set.
+    pub api: Option<api::SlackApi>,
+    pub verifier: Option<SlackEventSignatureVerifier>,
+}
+
 /// `/slack/commands`, `/slack/interactions`, `/slack/events`.
-pub fn router() -> Router<AppState> {
+pub fn router<S>() -> Router<S>
+where
+    SlackState: FromRef<S>,
+    S: Clone + Send + Sync + 'static,
+{
     Router::new()
         .route("/slack/commands", post(slash_command))
         .route("/slack/interactions", post(interaction))
@@ -34,8 +49,12 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Checks Slack's v0 signature and timestamp on the raw body, before anything else.
-fn verify<'a>(state: &AppState, headers: &HeaderMap, body: &'a [u8]) -> Result<&'a str, AppError> {
-    let Some(verifier) = &state.slack_verifier else {
+fn verify<'a>(
+    state: &SlackState,
+    headers: &HeaderMap,
+    body: &'a [u8],
+) -> Result<&'a str, AppError> {
+    let Some(verifier) = &state.verifier else {
         return Err(AppError::Unauthorized(
             "Slack is not configured on this server",
         ));
@@ -91,7 +110,7 @@ fn ephemeral(text: impl Into<String>) -> Response {
 }
 
 async fn slash_command(
-    State(state): State<AppState>,
+    State(state): State<SlackState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
@@ -241,7 +260,11 @@ fn command_failed(command: &str, e: CommandError) -> Response {
 /// (one chained job each): through the `response_url` when it takes them all (5 posts at
 /// most), else, or for a retry past its share, through `chat.postEphemeral` to the same person
 /// in the war room.
-async fn timeline(state: &AppState, cmd: &SlashCommand, name: &str) -> Result<Response, AppError> {
+async fn timeline(
+    state: &SlackState,
+    cmd: &SlashCommand,
+    name: &str,
+) -> Result<Response, AppError> {
     let found =
         commands::incident_with_timeline(&state.ctx, IncidentRef::WarRoom(cmd.channel_id.clone()))
             .await;
@@ -274,8 +297,8 @@ const TIMELINE_CHUNK: usize = 3500;
 
 /// Bare `/incident open`: the declaration form. `views.open` must happen within 3 s of the
 /// trigger, so it is sent right away (a trigger cannot be replayed later anyway).
-fn open_form(state: &AppState, cmd: &SlashCommand) -> Response {
-    let (Some(api), Some(trigger)) = (state.ctx.slack.clone(), cmd.trigger_id.clone()) else {
+fn open_form(state: &SlackState, cmd: &SlashCommand) -> Response {
+    let (Some(api), Some(trigger)) = (state.api.clone(), cmd.trigger_id.clone()) else {
         return ephemeral(render::usage_error(
             &state.ctx.config.slack.command,
             "`open` needs a severity and a title, e.g. `open P0 checkout is down`",
@@ -292,7 +315,7 @@ fn open_form(state: &AppState, cmd: &SlashCommand) -> Response {
 
 /// Bare `/incident resolve` in a war room: the resolution form.
 async fn resolve_form(
-    state: &AppState,
+    state: &SlackState,
     cmd: &SlashCommand,
     name: &str,
 ) -> Result<Response, AppError> {
@@ -310,7 +333,7 @@ async fn resolve_form(
             incident.key()
         )));
     }
-    let (Some(api), Some(trigger)) = (state.ctx.slack.clone(), cmd.trigger_id.clone()) else {
+    let (Some(api), Some(trigger)) = (state.api.clone(), cmd.trigger_id.clone()) else {
         return Ok(ephemeral(format!(
             ":warning: Describe the resolution: `{name} resolve &lt;summary&gt;`"
         )));
@@ -381,7 +404,7 @@ struct Action {
 }
 
 async fn interaction(
-    State(state): State<AppState>,
+    State(state): State<SlackState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
@@ -408,7 +431,7 @@ async fn interaction(
 }
 
 async fn block_action(
-    state: &AppState,
+    state: &SlackState,
     payload: &Interaction,
     action: &Action,
     user: &str,
@@ -439,11 +462,9 @@ async fn block_action(
                 )))
             }
         };
-        if let (Some(incident), Some(api), Some(trigger)) = (
-            incident,
-            state.ctx.slack.clone(),
-            payload.trigger_id.clone(),
-        ) {
+        if let (Some(incident), Some(api), Some(trigger)) =
+            (incident, state.api.clone(), payload.trigger_id.clone())
+        {
             if incident.status.is_active() {
                 let view = render::resolve_modal(&incident);
                 tokio::spawn(async move {
@@ -501,7 +522,7 @@ async fn block_action(
 }
 
 async fn view_submission(
-    state: &AppState,
+    state: &SlackState,
     payload: &Interaction,
     user: &str,
 ) -> Result<Response, AppError> {
@@ -585,7 +606,7 @@ fn view_field(view: &serde_json::Value, block: &str) -> Option<String> {
 }
 
 async fn resolve_submission(
-    state: &AppState,
+    state: &SlackState,
     view: &serde_json::Value,
     user: &str,
 ) -> Result<Response, AppError> {
@@ -646,7 +667,7 @@ async fn resolve_submission(
 }
 
 async fn event(
-    State(state): State<AppState>,
+    State(state): State<SlackState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
@@ -679,7 +700,7 @@ async fn event(
 /// `reaction_added` / `reaction_removed` with the timeline emoji in a war room: pin or unpin
 /// the message. Anything else is acknowledged and ignored.
 async fn reaction_event(
-    state: &AppState,
+    state: &SlackState,
     event: &serde_json::Value,
     event_id: Option<&str>,
 ) -> Result<(), AppError> {

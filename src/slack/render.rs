@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use slack_morphism::prelude::*;
 
+use super::channel_name::ChannelName;
 use super::limits::{self, fit_message, fit_view, truncate};
 use crate::core::{human_duration, Incident, Role, Status, MENTION_MARK};
 
@@ -155,7 +156,10 @@ fn target_text(incident: &Incident) -> String {
 fn war_room_link(incident: &Incident) -> String {
     match &incident.war_room {
         Some(room) => channel(&room.id, &room.name),
-        None => format!("#{}", incident.channel_name),
+        None => format!(
+            "#{}",
+            ChannelName::for_incident(incident.number, &incident.title)
+        ),
     }
 }
 
@@ -384,7 +388,7 @@ pub fn opening_ack(incident: &Incident) -> String {
         incident.key(),
         incident.severity,
         escape(&incident.title),
-        incident.channel_name
+        ChannelName::for_incident(incident.number, &incident.title)
     )
 }
 

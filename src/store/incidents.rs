@@ -9,13 +9,12 @@ use sqlx::{AnyConnection, Row};
 use super::Backend;
 use super::{from_ms, ms, StoreError, StoreResult};
 use crate::core::{
-    Change, ChannelName, ChecklistItem, Done, Incident, Role, Severity, Status, TimelineEvent,
-    WarRoom,
+    Change, ChecklistItem, Done, Incident, Role, Severity, Status, TimelineEvent, WarRoom,
 };
 
 const INCIDENT_COLUMNS: &str = "number, title, description, severity, status, platform, \
-     declared_by, declared_in, declared_at, target_at, channel_name, war_room_id, war_room_name, \
-     kickoff_ref, acknowledged_by, acknowledged_at, resolved_at, resolution, fix_deployed_at, \
+     declared_by, declared_in, declared_at, target_at, war_room_id, war_room_name, kickoff_ref, \
+     acknowledged_by, acknowledged_at, resolved_at, resolution, fix_deployed_at, \
      closed_at, fix_from_version, versions_at_open";
 
 /// Takes the next incident number (INC-n). Serialised by the counter row's lock.
@@ -122,9 +121,8 @@ pub async fn insert_incident(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO incidents (number, title, description, severity, status, platform, \
-         declared_by, declared_in, declared_at, target_at, channel_name, updated_at, \
-         versions_at_open) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         declared_by, declared_in, declared_at, target_at, updated_at, versions_at_open) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(incident.number)
     .bind(&incident.title)
@@ -136,7 +134,6 @@ pub async fn insert_incident(
     .bind(&incident.declared_in)
     .bind(ms(incident.declared_at))
     .bind(ms(incident.target_at))
-    .bind(incident.channel_name.as_str())
     .bind(ms(now))
     .bind(
         serde_json::to_string(&incident.versions_at_open)
@@ -385,7 +382,6 @@ fn incident_from_row(row: &AnyRow) -> StoreResult<Incident> {
     let severity: String = row.try_get("severity")?;
     let status: String = row.try_get("status")?;
     let platform: String = row.try_get("platform")?;
-    let channel_name: String = row.try_get("channel_name")?;
     let war_room_id: Option<String> = row.try_get("war_room_id")?;
     let war_room_name: Option<String> = row.try_get("war_room_name")?;
     let resolved_at: Option<i64> = row.try_get("resolved_at")?;
@@ -406,7 +402,6 @@ fn incident_from_row(row: &AnyRow) -> StoreResult<Incident> {
         declared_in: row.try_get("declared_in")?,
         declared_at: from_ms(row.try_get("declared_at")?)?,
         target_at: from_ms(row.try_get("target_at")?)?,
-        channel_name: ChannelName::parse(&channel_name).map_err(StoreError::Corrupt)?,
         war_room: match (war_room_id, war_room_name) {
             (Some(id), Some(name)) => Some(WarRoom { id, name }),
             _ => None,

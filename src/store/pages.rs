@@ -13,27 +13,29 @@ use sqlx::{AnyConnection, Row};
 use super::{get_incident, insert_timeline, ms, Backend, Store, StoreResult};
 use crate::core::{Incident, TimelineEvent, TimelineKind};
 
-/// One page: one contact, one channel, one escalation step of one plan.
+/// One page: one contact, one paging route, one escalation step of one plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageDelivery {
-    /// `page:{incident}:{plan}:{step}:{contact}:{channel}`, as the page job's dedup key.
+    /// `page:{incident}:{plan}:{step}:{contact}:{route}`, as the page job's dedup key.
     pub key: String,
     pub incident: i64,
     pub plan: i64,
     pub step: usize,
     pub contact: String,
-    pub channel: String,
+    /// The paging route (`slack`, `pagerduty`, `webhook`, `email`, `sms`), stored in the
+    /// `channel` column.
+    pub route: String,
 }
 
 impl PageDelivery {
-    pub fn new(incident: i64, plan: i64, step: usize, contact: &str, channel: &str) -> Self {
+    pub fn new(incident: i64, plan: i64, step: usize, contact: &str, route: &str) -> Self {
         PageDelivery {
-            key: format!("page:{incident}:{plan}:{step}:{contact}:{channel}"),
+            key: format!("page:{incident}:{plan}:{step}:{contact}:{route}"),
             incident,
             plan,
             step,
             contact: contact.to_string(),
-            channel: channel.to_string(),
+            route: route.to_string(),
         }
     }
 }
@@ -80,7 +82,8 @@ impl PageState {
 pub struct PageRecord {
     pub step: usize,
     pub contact: String,
-    pub channel: String,
+    /// The paging route, stored in the `channel` column.
+    pub route: String,
     pub state: PageState,
     pub detail: Option<String>,
     /// Failed attempts so far.
@@ -165,7 +168,7 @@ async fn upsert_page(
     .bind(page.plan)
     .bind(page.step as i64)
     .bind(&page.contact)
-    .bind(&page.channel)
+    .bind(&page.route)
     .bind(state.as_str())
     .bind(detail.map(str::to_string))
     .bind(ms(now))
@@ -198,12 +201,12 @@ pub async fn begin_page(
     Ok(incident)
 }
 
-/// A page's send is bounded by its channel's timeouts (10 s for webhooks, PagerDuty and SMTP;
+/// A page's send is bounded by its route's timeouts (10 s for webhooks, PagerDuty and SMTP;
 /// the Slack client's own), so a page still `sending` after this long was interrupted by a
 /// crash (its job runs again and checks again).
 pub const IN_FLIGHT_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The incident's pages in flight at `now`, `(contact, channel)`.
+/// The incident's pages in flight at `now`, `(contact, route)`.
 pub async fn pages_sending(
     conn: &mut AnyConnection,
     incident: i64,
@@ -246,7 +249,7 @@ pub async fn plan_pages(
             Ok(PageRecord {
                 step: usize::try_from(r.try_get::<i64, _>("step")?).unwrap_or_default(),
                 contact: r.try_get("contact")?,
-                channel: r.try_get("channel")?,
+                route: r.try_get("channel")?,
                 state: PageState::parse(&state)?,
                 detail: r.try_get("detail")?,
                 failures: r.try_get("failures")?,
@@ -274,17 +277,17 @@ pub async fn note_pages_in_flight(
         PagingStop::Acknowledged => ("Acknowledged", "ack_in_flight"),
         PagingStop::Resolved => ("Resolved", "resolve_in_flight"),
     };
-    for (contact, channel) in pages_sending(conn, incident, now).await? {
+    for (contact, route) in pages_sending(conn, incident, now).await? {
         let event = TimelineEvent::new(
             now,
             None,
             TimelineKind::Paged,
             format!(
                 "{what} while a page to {contact} via {} was being sent",
-                crate::paging::route_label(&channel)
+                crate::paging::route_label(&route)
             ),
         );
-        let key = format!("{key}:{incident}:{contact}:{channel}");
+        let key = format!("{key}:{incident}:{contact}:{route}");
         insert_timeline(conn, incident, &event, Some(&key)).await?;
     }
     Ok(())

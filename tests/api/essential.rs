@@ -118,7 +118,7 @@ async fn a_failing_war_room_is_retried_past_the_cap_and_reported_once(backend: B
 /// Runs due jobs (no worker runs in these apps) until none is left due.
 async fn run_jobs(app: &TestApp) {
     for _ in 0..50 {
-        if jobs::run_due_jobs(&app.ctx).await.expect("run jobs") == 0 {
+        if app.queue.run_once().await.expect("run jobs") == 0 {
             return;
         }
     }
@@ -151,7 +151,7 @@ async fn a_war_room_whose_attempts_never_finish_is_reported_at_claim_once(backen
         jobs.iter().filter(|j| j.kind == "delivery_stuck").count()
     };
     // Each attempt dies with its worker right after its claim: nothing is ever recorded.
-    let claimed = jobs::claim(&app.ctx, 10).await.unwrap();
+    let claimed = jobs::claim(&app.queue, 10).await.unwrap();
     assert!(
         claimed.iter().any(|j| j.kind == "create_war_room"),
         "{claimed:?}"
@@ -160,7 +160,7 @@ async fn a_war_room_whose_attempts_never_finish_is_reported_at_claim_once(backen
         assert_eq!(stuck(&app.jobs().await), 0, "round {round}");
         lose_attempt(&app, job_of(&app, "create_war_room").await.id).await;
         app.clock.advance(Duration::from_secs(5 * 60));
-        let claimed = jobs::claim(&app.ctx, 10).await.unwrap();
+        let claimed = jobs::claim(&app.queue, 10).await.unwrap();
         assert!(
             claimed.iter().any(|j| j.kind == "create_war_room"),
             "{claimed:?}"
@@ -189,7 +189,7 @@ async fn a_war_room_whose_attempts_never_finish_is_reported_at_claim_once(backen
     // Lost again and claimed again: no second alarm.
     lose_attempt(&app, job_of(&app, "create_war_room").await.id).await;
     app.clock.advance(Duration::from_secs(60));
-    jobs::claim(&app.ctx, 10).await.unwrap();
+    jobs::claim(&app.queue, 10).await.unwrap();
     assert_eq!(stuck(&app.jobs().await), 1);
     run_jobs(&app).await;
     assert_eq!(alarms(&app).len(), 1);
@@ -313,8 +313,8 @@ async fn a_page_failing_after_a_lost_attempt_is_on_the_timeline(backend: Backend
     run_jobs(&app).await;
     // Step 2 (15m) pages senior; the attempts of its pages are lost with their worker.
     app.clock.advance(Duration::from_secs(15 * 60));
-    jobs::run_due_jobs(&app.ctx).await.unwrap();
-    let claimed = jobs::claim(&app.ctx, 10).await.unwrap();
+    app.queue.run_once().await.unwrap();
+    let claimed = jobs::claim(&app.queue, 10).await.unwrap();
     assert!(
         claimed
             .iter()

@@ -8,11 +8,13 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
-use warroom::app::{App, AppContext, Settings};
+use warroom::app::{App, Settings};
 use warroom::clock::Clock;
 use warroom::config::{Config, Environment};
+use warroom::context::AppContext;
 use warroom::core::{Incident, TimelineEvent};
-use warroom::paging::channels::PagingSettings;
+use warroom::jobs::Queue;
+use warroom::paging::routes::PagingSettings;
 use warroom::store::{self, JobRecord};
 use warroom::testkit::slack_emulator::SlackEmulator;
 use warroom::testkit::smtp_sink::SmtpSink;
@@ -129,6 +131,8 @@ pub struct TestApp {
     pub addr: std::net::SocketAddr,
     pub slack: SlackEmulator,
     pub ctx: AppContext,
+    /// The job queue, to run jobs by hand when the app has no workers.
+    pub queue: Queue,
     pub clock: Clock,
     pub db: TestDb,
     pub config_text: String,
@@ -231,12 +235,14 @@ async fn start(
     .expect("app builds");
     let addr = app.addr();
     let ctx = app.context();
+    let queue = app.queue();
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     TestApp {
         addr,
         slack,
         ctx,
+        queue,
         clock,
         db,
         config_text,
@@ -474,7 +480,7 @@ impl TestApp {
     pub async fn jobs(&self) -> Vec<JobRecord> {
         let mut conn = self.ctx.store.acquire().await.expect("db");
         let mut jobs = store::list_jobs(&mut conn).await.expect("query");
-        jobs.retain(|j| j.kind != warroom::jobs::RETENTION_JOB);
+        jobs.retain(|j| j.kind != warroom::retention::JOB);
         jobs
     }
 

@@ -12,4 +12,5 @@ mod reads;
 mod resolution;
 mod retention;
 mod single_process;
+mod upgrade;
 mod war_room;

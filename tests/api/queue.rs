@@ -396,10 +396,10 @@ async fn a_running_job_extends_its_lease_so_no_one_else_claims_it(backend: Backe
     assert_eq!(claimed.len(), 1);
     let release = std::sync::Arc::new(tokio::sync::Notify::new());
     let released = release.clone();
-    let ctx = app.ctx.clone();
+    let queue = app.queue.clone();
     let job = claimed[0].clone();
     let running = tokio::spawn(async move {
-        run_claimed_with(&ctx, job, lease, move |_, _| async move {
+        run_claimed_with(&queue, job, lease, move |_, _| async move {
             released.notified().await;
             Ok(JobOutcome::none())
         })
@@ -434,7 +434,7 @@ async fn a_panic_inside_a_job_is_recorded_as_its_failure(backend: Backend) {
     let claimed = claim(&app.ctx.store, now, Duration::seconds(60)).await;
     assert_eq!(claimed.len(), 1);
     run_claimed_with(
-        &app.ctx,
+        &app.queue,
         claimed[0].clone(),
         std::time::Duration::from_secs(30),
         |_, _| async move {
@@ -484,7 +484,7 @@ async fn a_job_that_never_finishes_is_failed_at_claim_after_its_attempts(backend
         .await
         .unwrap();
     drop(conn);
-    warroom::jobs::run_due_jobs(&app.ctx).await.unwrap();
+    app.queue.run_once().await.unwrap();
     let jobs = app.jobs().await;
     let state = |kind: &str| {
         jobs.iter()

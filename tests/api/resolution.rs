@@ -506,7 +506,7 @@ async fn web_pages_need_loopback_a_link_or_a_token(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(proxied.status().as_u16(), 401);
-    let token = warroom::web::link_token(&app.ctx, "/incidents/1/review.md");
+    let token = app.ctx.links.token("/incidents/1/review.md");
     let linked = client
         .get(app.url(&format!("/incidents/1/review.md?token={token}")))
         .header("x-forwarded-for", "203.0.113.9")

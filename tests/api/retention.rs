@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use warroom::jobs::{self, RETENTION_JOB};
+use warroom::retention::{self, JOB as RETENTION_JOB};
 use warroom::store::{self, NewJob, Store};
 
 use crate::helpers::{spawn_app_with, Backend, Spawn};
@@ -64,12 +64,12 @@ async fn old_finished_jobs_and_inbound_ids_are_deleted_by_the_periodic_job(backe
     Store::remember_inbound(&mut conn, "event:recent", t0 + chrono::Duration::days(25))
         .await
         .unwrap();
-    jobs::schedule_retention(&mut conn, t0).await.unwrap();
+    retention::schedule(&mut conn, t0).await.unwrap();
     drop(conn);
 
     // 31 days later, with the default retention (30d jobs, 7d inbound ids).
     app.clock.advance(DAY * 31);
-    jobs::run_due_jobs(&app.ctx).await.unwrap();
+    app.queue.run_once().await.unwrap();
 
     let mut conn = app.ctx.store.acquire().await.unwrap();
     let all = store::list_jobs(&mut conn).await.unwrap();

@@ -675,7 +675,7 @@ fn ends_with_page_link(app: &TestApp, text: &str, n: i64) {
     let path = format!("/incidents/{n}");
     let link = format!(
         "… <https://warroom.acme.test{path}?token={}|",
-        warroom::web::link_token(&app.ctx, &path)
+        app.ctx.links.token(&path)
     );
     let at = text
         .rfind(&link)
