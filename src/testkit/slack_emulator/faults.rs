@@ -5,31 +5,10 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
+use super::outcome::{Outcome, Payload};
 use super::params::{text_of, truthy};
-use super::server::{Outcome, Payload};
-use super::state::EmuState;
+use super::state::{EmuState, Fault, FaultKind, SUCCEEDED_THEN_FAILED};
 use super::SlackEmulator;
-
-#[derive(Clone, Copy, Debug)]
-enum FaultKind {
-    Fatal,
-    RateLimited {
-        retry_after_secs: u64,
-    },
-    NameTaken,
-    /// The call is carried out, then answered HTTP 500 (a crash after Slack acted).
-    SucceedThenFail,
-}
-
-/// The `fault` of a call that was carried out but answered HTTP 500.
-pub(super) const SUCCEEDED_THEN_FAILED: &str = "injected 500 after success";
-
-#[derive(Debug)]
-pub(super) struct Fault {
-    kind: FaultKind,
-    /// Calls still to fail; `None`: until cleared.
-    left: Option<usize>,
-}
 
 impl SlackEmulator {
     fn add_fault(&self, method: &str, kind: FaultKind, left: Option<usize>) {

@@ -19,13 +19,14 @@
 //! The behaviour mirrors the `FakeSlack` Python fake used by the contract smoke
 //! test, so that both judge the bot by the same yardstick.
 //!
-//! One file, one job: `server` reads, records and routes requests; `params` merges their
+//! One file, one job: `server` reads, records and routes requests and `outcome` is its answer; `params` merges their
 //! parameters; `methods` carries out the Web API methods on the workspace held in `state`;
 //! `sinks` answers `response_url`s and webhooks; `faults` and `stalls` inject failures and
 //! hold calls; `queries` and `seed` are what tests and the demo use to look and to arrange.
 
 mod faults;
 mod methods;
+mod outcome;
 mod params;
 mod queries;
 mod recorded;

@@ -3,11 +3,10 @@
 
 use serde_json::{json, Map, Value};
 
-use super::faults::SUCCEEDED_THEN_FAILED;
 use super::methods::check_limits;
+use super::outcome::Outcome;
 use super::recorded::CallKind;
-use super::server::Outcome;
-use super::state::EmuState;
+use super::state::{EmuState, SUCCEEDED_THEN_FAILED};
 
 impl EmuState {
     /// A post to the `response_url` at `/response/{path}`: at most 5 per URL, within Slack's

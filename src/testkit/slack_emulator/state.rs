@@ -1,5 +1,6 @@
 //! The emulated workspace: channels, members, messages, uploads and counters, all behind the
-//! one mutex of [`EmuState`], with the channel objects Slack returns.
+//! one mutex of [`EmuState`], with the channel objects Slack returns and the faults still
+//! pending (their effects are in `faults`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -7,9 +8,29 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::faults::Fault;
 use super::recorded::RecordedCall;
 use super::{ANNOUNCE_CHANNEL, BOT_USER_ID, GENERAL_CHANNEL};
+
+#[derive(Clone, Copy, Debug)]
+pub(super) enum FaultKind {
+    Fatal,
+    RateLimited {
+        retry_after_secs: u64,
+    },
+    NameTaken,
+    /// The call is carried out, then answered HTTP 500 (a crash after Slack acted).
+    SucceedThenFail,
+}
+
+/// The `fault` of a call that was carried out but answered HTTP 500.
+pub(super) const SUCCEEDED_THEN_FAILED: &str = "injected 500 after success";
+
+#[derive(Debug)]
+pub(super) struct Fault {
+    pub(super) kind: FaultKind,
+    /// Calls still to fail; `None`: until cleared.
+    pub(super) left: Option<usize>,
+}
 
 /// Channels (id, name) that exist before any call.
 const KNOWN_CHANNELS: [(&str, &str); 2] = [

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 use http::HeaderMap;
 use serde_json::{json, Value};
 
-use super::faults::SUCCEEDED_THEN_FAILED;
 use super::methods::{sha1_hex, user_name};
+use super::outcome::JSON_CONTENT_TYPE;
 use super::params::{parse_params, text_of, ts_key};
-use super::server::{collapse_slashes, JSON_CONTENT_TYPE};
+use super::server::collapse_slashes;
+use super::state::SUCCEEDED_THEN_FAILED;
 use super::{CallKind, SlackEmulator, StallPoint, BOT_USER_ID};
 
 const TOKEN: &str = "xoxb-test";
