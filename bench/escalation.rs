@@ -32,8 +32,8 @@ use warroom::app::{App, Settings};
 use warroom::clock::Clock;
 use warroom::config::{Config, Environment};
 use warroom::core::{self, Effect, OpenIncident, Platform, Severity};
-use warroom::emulator::SlackEmulator;
 use warroom::store::{self, NewJob};
+use warroom::testkit::slack_emulator::SlackEmulator;
 
 struct Args {
     steps: usize,

@@ -76,9 +76,9 @@ use warroom::app::{App, Settings};
 use warroom::clock::Clock;
 use warroom::config::{Config, Environment};
 use warroom::context::AppContext;
-use warroom::emulator::{SlackEmulator, GENERAL_CHANNEL, TEAM_DOMAIN, TEAM_ID};
 use warroom::paging::routes::PagingSettings;
 use warroom::store;
+use warroom::testkit::slack_emulator::{SlackEmulator, GENERAL_CHANNEL, TEAM_DOMAIN, TEAM_ID};
 
 const SIGNING_SECRET: &str = "bench-signing-secret";
 const BOT_TOKEN: &str = "xoxb-bench";
@@ -402,7 +402,7 @@ impl Bench {
             ("user_name", "bench"),
             ("command", "/incident"),
             ("text", text),
-            ("api_app_id", warroom::emulator::APP_ID),
+            ("api_app_id", warroom::testkit::slack_emulator::APP_ID),
             (
                 "response_url",
                 &self.emulator.response_url(&format!("r{id}")),

@@ -14,8 +14,8 @@ use crate::app::{App, Settings};
 use crate::clock::Clock;
 use crate::config::{Config, Environment};
 use crate::context::AppContext;
-use crate::emulator::{RecordedCall, SlackEmulator};
 use crate::slack::sign_request;
+use crate::testkit::slack_emulator::{RecordedCall, SlackEmulator};
 
 const SECRET: &str = "demo-signing-secret";
 const TOKEN: &str = "xoxb-demo";
@@ -54,7 +54,10 @@ slack_user = "U0MANAGER"
 
 /// Runs the demo, writing the transcript to `out`.
 pub async fn run(out: &mut impl Write) -> anyhow::Result<()> {
-    let dir = tempfile_dir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("warroom-demo-")
+        .tempdir()
+        .context("cannot create a temp dir for the demo database")?;
     let slack = SlackEmulator::start(TOKEN)
         .await
         .context("cannot start the Slack emulator")?;
@@ -63,7 +66,7 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<()> {
         ("WARROOM_BIND", "127.0.0.1:0".to_string()),
         (
             "DATABASE_URL",
-            format!("sqlite://{}", dir.path.join("demo.db").display()),
+            format!("sqlite://{}", dir.path().join("demo.db").display()),
         ),
         ("SLACK_API_URL", slack.api_url()),
         ("SLACK_SIGNING_SECRET", SECRET.to_string()),
@@ -584,26 +587,6 @@ impl Demo {
     }
 }
 
-struct TempDir {
-    path: std::path::PathBuf,
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
-fn tempfile_dir() -> anyhow::Result<TempDir> {
-    let path = std::env::temp_dir().join(format!(
-        "warroom-demo-{}-{}",
-        std::process::id(),
-        Utc::now().timestamp_nanos_opt().unwrap_or_default()
-    ));
-    std::fs::create_dir_all(&path).context("cannot create a temp dir for the demo database")?;
-    Ok(TempDir { path })
-}
-
 /// `@alice` for `U0ALICE`, as the emulator names users.
 fn handle(user: &str) -> String {
     let base = user.strip_prefix("U0").unwrap_or(user);
@@ -670,7 +653,7 @@ fn describe(call: &RecordedCall) -> String {
         )
     };
     let what = match call.kind {
-        crate::emulator::CallKind::Response => "response_url reply".to_string(),
+        crate::testkit::slack_emulator::CallKind::Response => "response_url reply".to_string(),
         _ => call.method.clone(),
     };
     format!("{what:<22} {} -> {outcome}", bits.join(" "))

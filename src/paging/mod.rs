@@ -4,7 +4,6 @@
 
 pub mod inbound;
 pub mod routes;
-pub mod smtp_sink;
 
 use std::time::Duration;
 

@@ -13,11 +13,11 @@ use warroom::clock::Clock;
 use warroom::config::{Config, Environment};
 use warroom::context::AppContext;
 use warroom::core::{Incident, TimelineEvent};
-use warroom::emulator::SlackEmulator;
 use warroom::jobs::Queue;
 use warroom::paging::routes::PagingSettings;
-use warroom::paging::smtp_sink::SmtpSink;
 use warroom::store::{self, JobRecord};
+use warroom::testkit::slack_emulator::SlackEmulator;
+use warroom::testkit::smtp_sink::SmtpSink;
 
 /// Generates `sqlite::<test>` and `postgres::<test>` for each `async fn <test>(Backend)`; the
 /// PostgreSQL ones run when `WARROOM_TEST_POSTGRES_URL` was set at build time (`cfg(warroom_pg)`,
@@ -546,7 +546,7 @@ pub fn everything_sent(slack: &SlackEmulator) -> String {
     slack
         .calls()
         .iter()
-        .filter(|c| c.kind != warroom::emulator::CallKind::Hook)
+        .filter(|c| c.kind != warroom::testkit::slack_emulator::CallKind::Hook)
         .map(|c| {
             format!(
                 "{} {} {}",

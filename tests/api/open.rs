@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::helpers::*;
-use warroom::emulator::SlackEmulator;
+use warroom::testkit::slack_emulator::SlackEmulator;
 
 crate::on_both_backends!(
     open_happy_path,
@@ -31,7 +31,7 @@ fn war_room(slack: &SlackEmulator, n: usize) -> Option<(String, String)> {
     ))
 }
 
-fn has_buttons(call: &warroom::emulator::RecordedCall) -> bool {
+fn has_buttons(call: &warroom::testkit::slack_emulator::RecordedCall) -> bool {
     call.params["blocks"].to_string().contains("\"button\"")
 }
 
@@ -354,9 +354,10 @@ async fn retried_war_room_creation_adopts_only_its_own_channel(backend: Backend)
     // A person's channel with the plain name, and the bot's archived room of an earlier
     // incident 1 (a database started afresh) with the next one: neither is adopted.
     let human = app.slack.add_channel("inc-1-db-down", ALICE);
-    let old = app
-        .slack
-        .add_channel("inc-1-db-down-2", warroom::emulator::BOT_USER_ID);
+    let old = app.slack.add_channel(
+        "inc-1-db-down-2",
+        warroom::testkit::slack_emulator::BOT_USER_ID,
+    );
     app.slack.archive_channel(&old);
     let room = open_with_lost_create(&app, "DB down", "inc-1-db-down-3").await;
 

@@ -532,7 +532,7 @@ async fn a_review_whose_upload_answer_is_lost_is_shared_once(backend: Backend) {
         .succeed_then_fail_next("files.completeUploadExternal", 1);
     let submitted = app.interaction(&resolve_view(1, "no")).await;
     assert_eq!(submitted.status, 200);
-    let shared = |s: &warroom::emulator::SlackEmulator| {
+    let shared = |s: &warroom::testkit::slack_emulator::SlackEmulator| {
         s.messages_in(&inc.room)
             .into_iter()
             .filter(|m| m["files"][0]["title"] == "INC-1 post-incident review")

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::helpers::*;
 use warroom::core::{Change, Status, TimelineKind};
-use warroom::emulator::{CallKind, SlackEmulator, StallPoint};
+use warroom::testkit::slack_emulator::{CallKind, SlackEmulator, StallPoint};
 
 crate::on_both_backends!(
     war_room_commands_are_recorded_and_posted,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::harness::*;
 use crate::helpers::*;
-use warroom::emulator::StallPoint;
+use warroom::testkit::slack_emulator::StallPoint;
 
 crate::on_both_backends!(a_kill_during_a_burst_of_declarations_loses_and_doubles_nothing,);
 

@@ -11,8 +11,8 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 
 use warroom::core::Incident;
-use warroom::emulator::{RecordedCall, SlackEmulator};
 use warroom::store::{self, JobRecord, Store};
+use warroom::testkit::slack_emulator::{RecordedCall, SlackEmulator};
 
 use crate::helpers::{
     now_ts, slash_body, Answer, Backend, TestDb, ALICE, BOT_TOKEN, GENERAL, PATIENCE,

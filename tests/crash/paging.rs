@@ -6,7 +6,7 @@ use chrono::Utc;
 use crate::harness::*;
 use crate::helpers::*;
 use serde_json::Value;
-use warroom::emulator::StallPoint;
+use warroom::testkit::slack_emulator::StallPoint;
 
 crate::on_both_backends!(
     a_page_in_flight_at_the_kill_reaches_its_contact_once,
@@ -149,7 +149,7 @@ async fn a_step_due_while_down_pages_once_after_the_restart(backend: Backend) {
     let mut app = Crashable::start(backend, PAGING_CONFIG).await;
     app.open("P0", "login broken").await;
     app.saw("the primary's page", |c| {
-        c.kind == warroom::emulator::CallKind::Hook && c.method == "primary"
+        c.kind == warroom::testkit::slack_emulator::CallKind::Hook && c.method == "primary"
     })
     .await;
     let due = second_step_due(&app).await;
@@ -165,7 +165,7 @@ async fn a_step_due_while_down_pages_once_after_the_restart(backend: Backend) {
     app.restart_ok().await;
 
     app.saw("the senior's page", |c| {
-        c.kind == warroom::emulator::CallKind::Hook && c.method == "senior"
+        c.kind == warroom::testkit::slack_emulator::CallKind::Hook && c.method == "senior"
     })
     .await;
     steps_over(&app).await;
@@ -190,7 +190,7 @@ async fn an_acknowledgement_answered_before_the_kill_holds(backend: Backend) {
     app.open("P0", "cache stampede").await;
     app.opened(1).await;
     app.saw("the primary's page", |c| {
-        c.kind == warroom::emulator::CallKind::Hook && c.method == "primary"
+        c.kind == warroom::testkit::slack_emulator::CallKind::Hook && c.method == "primary"
     })
     .await;
     let due = second_step_due(&app).await;

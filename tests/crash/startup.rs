@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::harness::*;
 use crate::helpers::*;
-use warroom::emulator::StallPoint;
+use warroom::testkit::slack_emulator::StallPoint;
 
 crate::on_both_backends!(
     a_kill_during_a_slow_health_poll_with_another_pending_restarts,

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::harness::*;
 use crate::helpers::*;
-use warroom::emulator::StallPoint;
+use warroom::testkit::slack_emulator::StallPoint;
 
 crate::on_both_backends!(
     a_kill_after_the_war_room_was_created_keeps_one_war_room,

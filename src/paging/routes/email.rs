@@ -303,7 +303,7 @@ mod tests {
     use super::super::test_kit::{closed_port, lookup, page};
     use super::super::PagingSettings;
     use super::*;
-    use crate::paging::smtp_sink::SmtpSink;
+    use crate::testkit::smtp_sink::SmtpSink;
 
     fn smtp_pagers(port: u16) -> Pagers {
         let settings = PagingSettings::from_lookup(lookup(&[
