@@ -26,4 +26,5 @@ pub mod retention;
 pub mod slack;
 pub mod store;
 pub mod templates;
+pub mod timeline;
 pub mod web;

@@ -281,8 +281,9 @@ impl Templates {
         template: Template,
         context: &TemplateContext,
     ) -> Result<String, TemplateError> {
-        let raw = self.registries[template.medium().index()]
-            .render(template.name(), context)
+        let medium = template.medium();
+        let raw = self.registries[medium.index()]
+            .render(template.name(), &context.for_medium(medium))
             .map_err(|e| TemplateError::Render {
                 template: template.name(),
                 path: self.paths[index(template)].clone(),
@@ -689,8 +690,13 @@ pub struct TimelineEntry {
     pub actor: String,
     /// `declared`, `status`, `note`, `deploy`, … (`TimelineKind`).
     pub kind: String,
-    /// The stored text; user ids appear as `@U123` in it.
+    /// The event in words: people by display name (their bare user id while no directory
+    /// is configured, see [`crate::timeline::Directory`]), what they typed as they typed it.
+    /// For a Slack template, people named by warroom become mentions with `with_mentions`.
     pub text: String,
+    /// The event as data, to render `text` for a template's medium.
+    #[serde(skip)]
+    detail: crate::core::TimelineDetail,
 }
 
 /// One `checklist` item.
@@ -747,7 +753,7 @@ fn is_verification(event: &TimelineEvent) -> bool {
 fn moved_to_monitoring(event: &TimelineEvent) -> bool {
     event.kind == TimelineKind::StateChanged
         && event
-            .text
+            .text()
             .trim_end()
             .ends_with(&format!("→ {}", Status::Monitoring))
 }
@@ -773,7 +779,9 @@ impl TemplateContext {
             new_day,
             actor: e.actor.clone().unwrap_or_else(|| "warroom".to_string()),
             kind: e.kind.as_str().to_string(),
-            text: e.text.clone(),
+            // Hook: people by name once a directory exists (`timeline::Directory`).
+            text: crate::timeline::plain_text(&e.detail, &crate::timeline::IdsOnly),
+            detail: e.detail.clone(),
         };
         let mut previous_day = None;
         let entries: Vec<TimelineEntry> = events
@@ -878,6 +886,24 @@ impl TemplateContext {
         }
     }
 
+    /// The context for a template of `medium`: in Slack mrkdwn, the timeline's text is the
+    /// form `with_mentions` turns into mentions (and the emoji of an event's signal); other
+    /// media keep the plain words.
+    fn for_medium(&self, medium: Medium) -> std::borrow::Cow<'_, TemplateContext> {
+        if medium != Medium::SlackMrkdwn {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut context = self.clone();
+        for entry in context
+            .timeline
+            .iter_mut()
+            .chain(context.verification.iter_mut())
+        {
+            entry.text = crate::slack::render::event_marked(&entry.detail);
+        }
+        std::borrow::Cow::Owned(context)
+    }
+
     /// A realistic resolved P0 incident with a full timeline (used by check-config and tests).
     pub fn sample() -> TemplateContext {
         let (incident, timeline, now) = sample::resolved_p0();
@@ -896,7 +922,7 @@ mod sample {
 
     use crate::core::{
         Done, Incident, OpenIncident, Platform, Resolution, Role, Severity, SeverityPolicy, Status,
-        TimelineEvent, TimelineKind, WarRoom,
+        TimelineDetail, TimelineEvent, TimelineKind, WarRoom,
     };
 
     use super::Links;
@@ -1014,8 +1040,9 @@ mod sample {
             customer_facing: true,
             resolved_by: "U03BOB".into(),
         });
-        let ev =
-            |t, actor: Option<&str>, kind, text: &str| TimelineEvent::new(t, actor, kind, text);
+        let ev = |t, actor: Option<&str>, kind, detail: TimelineDetail| {
+            TimelineEvent::new(t, actor, kind, detail)
+        };
         let bob = Some("U03BOB");
         let dave = Some("U05DAVE");
         let timeline = vec![
@@ -1023,92 +1050,104 @@ mod sample {
                 at(14, 2, 11),
                 Some("U02ALICE"),
                 TimelineKind::Declared,
-                "P0 declared INC-7: Checkout API returning 502s",
+                TimelineDetail::new()
+                    .words("P0 declared INC-7: ")
+                    .typed("Checkout API returning 502s"),
             ),
             ev(
                 at(14, 2, 14),
                 None,
                 TimelineKind::WarRoomOpened,
-                "War room #inc-7-checkout-api-returning-502s opened",
+                "War room #inc-7-checkout-api-returning-502s opened".into(),
             ),
             ev(
                 at(14, 2, 15),
                 None,
                 TimelineKind::Paged,
-                "Paged primary on-call (PagerDuty)",
+                "Paged primary on-call (PagerDuty)".into(),
             ),
             ev(
                 at(14, 5, 2),
                 bob,
                 TimelineKind::Acknowledged,
-                "Acknowledged: paging stopped",
+                "Acknowledged: paging stopped".into(),
             ),
             ev(
                 at(14, 5, 30),
                 bob,
                 TimelineKind::RoleAssigned,
-                "@U03BOB assigned as incident commander",
+                TimelineDetail::new()
+                    .person("U03BOB")
+                    .words(" assigned as incident commander"),
             ),
             ev(
                 at(14, 5, 41),
                 bob,
                 TimelineKind::RoleAssigned,
-                "@U04CAROL assigned as communications",
+                TimelineDetail::new()
+                    .person("U04CAROL")
+                    .words(" assigned as communications"),
             ),
             ev(
                 at(14, 5, 55),
                 bob,
                 TimelineKind::RoleAssigned,
-                "@U05DAVE assigned as operations",
+                TimelineDetail::new()
+                    .person("U05DAVE")
+                    .words(" assigned as operations"),
             ),
             ev(
                 at(14, 9, 40),
                 bob,
                 TimelineKind::Status,
-                "38% of checkouts failing with 502 since the 14:00 deploy of checkout-api v2.14.0",
+                TimelineDetail::new().typed(
+                    "38% of checkouts failing with 502 since the 14:00 deploy of checkout-api v2.14.0",
+                ),
             ),
             ev(
                 at(14, 21, 3),
                 dave,
                 TimelineKind::Note,
-                "DB pool exhausted: 5/5 connections busy, requests queueing",
+                TimelineDetail::new().typed("DB pool exhausted: 5/5 connections busy, requests queueing"),
             ),
             ev(
                 at(14, 23, 0),
                 bob,
                 TimelineKind::StateChanged,
-                "Status investigating → identified",
+                "Status investigating → identified".into(),
             ),
             ev(
                 at(14, 41, 8),
                 dave,
                 TimelineKind::Deploy,
-                "Rolled back checkout-api to v2.13.4",
+                TimelineDetail::new().typed("Rolled back checkout-api to v2.13.4"),
             ),
             ev(
                 at(15, 1, 20),
                 None,
                 TimelineKind::Deploy,
-                "Fix PR #1234 (checkout-api v2.14.1) running in production",
+                "Fix PR #1234 (checkout-api v2.14.1) running in production".into(),
             ),
             ev(
                 at(15, 2, 0),
                 bob,
                 TimelineKind::StateChanged,
-                "Status identified → monitoring",
+                "Status identified → monitoring".into(),
             ),
             ev(
                 at(15, 10, 5),
                 None,
                 TimelineKind::Health,
-                "Checkout error rate 0.2% (baseline 0.3%) for 10 minutes",
+                "Checkout error rate 0.2% (baseline 0.3%) for 10 minutes".into(),
             ),
             ev(
                 at(15, 14, 40),
                 bob,
                 TimelineKind::Resolved,
-                "Resolved: Rolled back checkout-api to v2.13.4, then shipped v2.14.1 with the \
-                 connection pool restored; error rate is back to baseline.",
+                TimelineDetail::new().words("Resolved: ").typed(
+                    "Rolled back checkout-api to v2.13.4, then shipped v2.14.1 with the \
+                     connection pool restored; error rate is back to baseline.",
+                ),
             ),
         ];
         (inc, timeline, at(15, 15, 0))
@@ -1120,7 +1159,9 @@ mod sample {
             at(16, 0, 0),
             Some("U02ALICE"),
             TimelineKind::Declared,
-            "P2 declared INC-8: Search results slow",
+            TimelineDetail::new()
+                .words("P2 declared INC-8: ")
+                .typed("Search results slow"),
         )];
         (inc, timeline, at(16, 10, 0))
     }
