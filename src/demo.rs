@@ -404,7 +404,7 @@ impl Demo {
                     .as_deref()
                     .map(|a| format!("{}: ", handle(a)))
                     .unwrap_or_default(),
-                readable(&crate::slack::render::core_text(&event.text))
+                readable(&crate::slack::render::event_text(&event.detail))
             )?;
         }
         writeln!(

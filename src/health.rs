@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::HealthService;
 use crate::context::AppContext;
 use crate::core::hotfix::{self, Observation, ServiceChange};
-use crate::core::{Effect, Incident, Status, TimelineEvent, TimelineKind};
+use crate::core::{Effect, Incident, Signal, Status, TimelineDetail, TimelineEvent, TimelineKind};
 use crate::jobs::{JobError, JobOutcome};
 use crate::store::{self, NewJob, StoreResult};
 
@@ -225,18 +225,28 @@ fn consequences(
 ) -> (Vec<(TimelineEvent, Option<String>)>, Vec<Effect>) {
     let mut events = Vec::new();
     let mut effects = Vec::new();
-    let mut note = |kind, text: String, effects: &mut Vec<Effect>| {
-        effects.push(Effect::PostToWarRoom { text: text.clone() });
-        events.push((TimelineEvent::new(now, None, kind, text), None));
+    // The war-room post is Slack text today (emoji included); the timeline keeps the same
+    // sentence as data, its emoji as a signal.
+    let mut note = |kind, detail: TimelineDetail, effects: &mut Vec<Effect>| {
+        let emoji = match detail.signal {
+            Some(Signal::FixDeployed) => ":rocket: ",
+            Some(Signal::Rollback) => ":rewind: ",
+            Some(Signal::Failing) => ":warning: ",
+            Some(Signal::Recovered) => ":white_check_mark: ",
+            None => "",
+        }; // as `slack::render::signal_emoji`: health posts Slack text until it posts neutral messages
+        effects.push(Effect::PostToWarRoom {
+            text: format!("{emoji}{detail}"),
+        });
+        events.push((TimelineEvent::new(now, None, kind, detail), None));
     };
     match change {
         ServiceChange::Deployed { from, to } => {
-            // Inert here too: a state stored before versions were cleaned may still hold a mark.
-            let shown = crate::core::inert(to);
-            let was = from
-                .as_deref()
-                .map(|f| format!(" (was {})", crate::core::inert(f)))
-                .unwrap_or_default();
+            // Typed text: what a health endpoint reported names nobody.
+            let was = |detail: TimelineDetail| match from.as_deref() {
+                Some(f) => detail.words(" (was ").typed(f).words(")"),
+                None => detail,
+            };
             if incident.fix_deployed_at.is_none()
                 && !incident.hotfixes.is_empty()
                 && hotfix::is_fix(&incident.hotfixes, to, now)
@@ -250,10 +260,14 @@ fn consequences(
                     .join(", ");
                 note(
                     TimelineKind::Deploy,
-                    format!(
-                        ":rocket: Fix deployed: {service} runs {shown}{was} ({links}). Monitoring for {}.",
+                    was(TimelineDetail::new()
+                        .words(format!("Fix deployed: {service} runs "))
+                        .typed(to))
+                    .words(format!(
+                        " ({links}). Monitoring for {}.",
                         humantime::format_duration(window)
-                    ),
+                    ))
+                    .with_signal(Signal::FixDeployed),
                     &mut effects,
                 );
                 effects.push(Effect::UpdateKickoff);
@@ -269,13 +283,20 @@ fn consequences(
             {
                 note(
                     TimelineKind::Deploy,
-                    format!(":rewind: Rollback: {service} went back to {shown}{was}, the version the fix replaced."),
+                    was(TimelineDetail::new()
+                        .words(format!("Rollback: {service} went back to "))
+                        .typed(to))
+                    .words(", the version the fix replaced.")
+                    .with_signal(Signal::Rollback),
                     &mut effects,
                 );
             } else {
                 note(
                     TimelineKind::Deploy,
-                    format!("Deployed {shown} on {service}{was}"),
+                    was(TimelineDetail::new()
+                        .words("Deployed ")
+                        .typed(to)
+                        .words(format!(" on {service}"))),
                     &mut effects,
                 );
             }
@@ -284,7 +305,11 @@ fn consequences(
             if incident.status == Status::Monitoring {
                 note(
                     TimelineKind::Health,
-                    format!(":warning: {service} health check failing ({reason}) while the fix is monitored: consider rollback."),
+                    TimelineDetail::new()
+                        .words(format!("{service} health check failing ("))
+                        .typed(reason)
+                        .words(") while the fix is monitored: consider rollback.")
+                        .with_signal(Signal::Failing),
                     &mut effects,
                 );
                 let who = incident
@@ -301,7 +326,11 @@ fn consequences(
             } else {
                 note(
                     TimelineKind::Health,
-                    format!(":warning: {service} health check failing ({reason})"),
+                    TimelineDetail::new()
+                        .words(format!("{service} health check failing ("))
+                        .typed(reason)
+                        .words(")")
+                        .with_signal(Signal::Failing),
                     &mut effects,
                 );
             }
@@ -309,7 +338,9 @@ fn consequences(
         ServiceChange::Recovered => {
             note(
                 TimelineKind::Health,
-                format!(":white_check_mark: {service} healthy again"),
+                TimelineDetail::new()
+                    .words(format!("{service} healthy again"))
+                    .with_signal(Signal::Recovered),
                 &mut effects,
             );
         }
@@ -330,7 +361,7 @@ pub async fn failures_between(
         .iter()
         .filter(|e| {
             e.kind == TimelineKind::Health
-                && e.text.contains("failing")
+                && e.detail.signal == Some(Signal::Failing)
                 && e.at >= from
                 && e.at <= to
         })

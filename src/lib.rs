@@ -26,4 +26,5 @@ pub mod slack;
 pub mod store;
 pub mod templates;
 pub mod testkit;
+pub mod timeline;
 pub mod web;

@@ -176,9 +176,14 @@ async fn incident_page(
         body.push_str(&format!(
             "<tr><td class=\"muted\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             e.at.format("%Y-%m-%d %H:%M:%S"),
-            html(e.actor.as_deref().unwrap_or("warroom")),
+            html(
+                &e.actor
+                    .as_deref()
+                    .map(|a| crate::timeline::person(a, &crate::timeline::IdsOnly))
+                    .unwrap_or_else(|| "warroom".into())
+            ),
             e.kind.as_str(),
-            html(&e.text)
+            crate::timeline::html(&e.detail, &crate::timeline::IdsOnly)
         ));
     }
     body.push_str("</table>");

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 
 use super::{
     escalation_plan, inert, mention, target_warnings, CoreError, Done, Effect, Incident,
-    Resolution, Role, Severity, SeverityPolicy, Status, TimelineEvent, TimelineKind, UserId,
+    Resolution, Role, Severity, SeverityPolicy, Status, TimelineDetail, TimelineEvent,
+    TimelineKind, UserId,
 };
 
 /// Something a responder asks of an incident.
@@ -118,8 +119,8 @@ pub fn handle(
     now: DateTime<Utc>,
     policies: &Policies,
 ) -> Result<Outcome, CoreError> {
-    let event = |kind, text: String| NewTimelineEvent {
-        event: TimelineEvent::new(now, Some(actor), kind, text),
+    let event = |kind, detail: TimelineDetail| NewTimelineEvent {
+        event: TimelineEvent::new(now, Some(actor), kind, detail),
         source_key: None,
     };
     let closed = incident.status == Status::Closed;
@@ -132,7 +133,10 @@ pub fn handle(
             require(active, || {
                 format!("{key} is {}: no more status updates", incident.status)
             })?;
-            out.timeline.push(event(TimelineKind::Status, text.clone()));
+            out.timeline.push(event(
+                TimelineKind::Status,
+                TimelineDetail::new().typed(&text),
+            ));
             out.effects.push(Effect::PostStatusUpdate {
                 text: text.clone(),
                 by: actor.to_string(),
@@ -148,7 +152,8 @@ pub fn handle(
         Command::AddNote { text } => {
             let text = clean_text(&text, "a note")?;
             require(!closed, || format!("{key} is closed"))?;
-            out.timeline.push(event(TimelineKind::Note, text));
+            out.timeline
+                .push(event(TimelineKind::Note, TimelineDetail::new().typed(text)));
             out.reply = format!("Note added to the {key} timeline.");
         }
         Command::ChangeSeverity { to } => {
@@ -185,7 +190,8 @@ pub fn handle(
                     "Severity {} {} → {to}",
                     if raised { "raised" } else { "lowered" },
                     incident.severity
-                ),
+                )
+                .into(),
             ));
             if incident.acknowledged.is_none() {
                 out.changes.push(Change::CancelEscalation);
@@ -216,11 +222,9 @@ pub fn handle(
             });
             out.timeline.push(event(
                 TimelineKind::RoleAssigned,
-                format!(
-                    "{} assigned as {}",
-                    mention(&user),
-                    role.title().to_lowercase()
-                ),
+                TimelineDetail::new()
+                    .person(&user)
+                    .words(format!(" assigned as {}", role.title().to_lowercase())),
             ));
             out.effects.push(Effect::InviteToWarRoom {
                 users: vec![user.clone()],
@@ -250,7 +254,7 @@ pub fn handle(
             out.changes.push(Change::CancelEscalation);
             out.timeline.push(event(
                 TimelineKind::Acknowledged,
-                "Acknowledged: paging stopped".to_string(),
+                "Acknowledged: paging stopped".into(),
             ));
             out.effects.push(Effect::UpdateKickoff);
             out.effects.push(Effect::AcknowledgePagers);
@@ -271,7 +275,7 @@ pub fn handle(
             out.changes.push(Change::Status(to));
             out.timeline.push(event(
                 TimelineKind::StateChanged,
-                format!("Status {} → {to}", incident.status),
+                format!("Status {} → {to}", incident.status).into(),
             ));
             out.effects.push(Effect::SetWarRoomTopic);
             out.effects.push(Effect::UpdateKickoff);
@@ -297,7 +301,8 @@ pub fn handle(
                 ),
             };
             out.changes.push(Change::ChecklistItem { position, done });
-            out.timeline.push(event(TimelineKind::ChecklistItem, text));
+            out.timeline
+                .push(event(TimelineKind::ChecklistItem, text.into()));
             out.effects.push(Effect::UpdateKickoff);
             out.reply = String::new();
         }
@@ -327,7 +332,9 @@ pub fn handle(
             out.changes.push(Change::CancelEscalation);
             out.timeline.push(event(
                 TimelineKind::Resolved,
-                format!("Resolved: {}", resolution.summary),
+                TimelineDetail::new()
+                    .words("Resolved: ")
+                    .typed(&resolution.summary),
             ));
             out.effects.extend([
                 Effect::UpdateKickoff,
@@ -367,7 +374,7 @@ pub fn handle(
             out.changes.push(Change::Status(Status::Closed));
             out.timeline.push(event(
                 TimelineKind::StateChanged,
-                "Closed: post-incident review done".to_string(),
+                "Closed: post-incident review done".into(),
             ));
             out.effects.push(Effect::SetWarRoomTopic);
             out.effects.push(Effect::UpdateKickoff);
@@ -390,13 +397,16 @@ pub fn handle(
             };
             out.changes.push(Change::HotfixLinked(link));
             let shown = super::hotfix::display_link(&url);
-            let text = match &version {
-                Some(v) => {
-                    format!("Hotfix linked: {shown} ({v}); warroom watches for {v} in production")
-                }
-                None => format!("Hotfix linked: {shown}; the next deploy counts as the fix"),
+            let detail = match &version {
+                Some(v) => TimelineDetail::new()
+                    .words(format!("Hotfix linked: {shown} ("))
+                    .typed(v)
+                    .words("); warroom watches for ")
+                    .typed(v)
+                    .words(" in production"),
+                None => format!("Hotfix linked: {shown}; the next deploy counts as the fix").into(),
             };
-            out.timeline.push(event(TimelineKind::Deploy, text));
+            out.timeline.push(event(TimelineKind::Deploy, detail));
             out.effects.push(Effect::UpdateKickoff);
             out.effects.push(Effect::WatchHealth);
             out.reply = format!("Hotfix {shown} linked to {key}.");
@@ -571,7 +581,7 @@ mod tests {
             effect_names(&major),
             ["post_status_update", "announce_status_update"]
         );
-        assert_eq!(major.timeline[0].event.text, "fixing");
+        assert_eq!(major.timeline[0].event.text(), "fixing");
         assert_eq!(major.timeline[0].event.actor.as_deref(), Some("U2"));
         let minor = run(
             &incident(Severity::P3),
@@ -630,7 +640,7 @@ mod tests {
                 (2, t0() + chrono::Duration::minutes(30))
             ]
         );
-        assert!(out.timeline[0].event.text.contains("raised P2 → P0"));
+        assert!(out.timeline[0].event.text().contains("raised P2 → P0"));
     }
 
     #[test]
@@ -760,7 +770,7 @@ mod tests {
                 done: None
             }]
         );
-        assert!(out.timeline[0].event.text.contains("unticked"));
+        assert!(out.timeline[0].event.text().contains("unticked"));
         assert!(run(&inc, Command::ToggleChecklistItem { position: 9 }, 8).is_err());
     }
 

@@ -1,4 +1,4 @@
-//! The incident and what belongs to it: checklist, roles, timeline.
+//! The incident and what belongs to it: checklist, roles (the timeline is in `timeline`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -226,100 +226,9 @@ impl Incident {
     }
 }
 
-/// What kind of thing happened, for filtering and rendering.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TimelineKind {
-    Declared,
-    WarRoomOpened,
-    RoleAssigned,
-    Status,
-    Note,
-    SeverityChanged,
-    StateChanged,
-    ChecklistItem,
-    Acknowledged,
-    Paged,
-    Pinned,
-    Deploy,
-    Health,
-    Resolved,
-    Published,
-    Failure,
-}
-
-impl TimelineKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TimelineKind::Declared => "declared",
-            TimelineKind::WarRoomOpened => "war_room_opened",
-            TimelineKind::RoleAssigned => "role_assigned",
-            TimelineKind::Status => "status",
-            TimelineKind::Note => "note",
-            TimelineKind::SeverityChanged => "severity_changed",
-            TimelineKind::StateChanged => "state_changed",
-            TimelineKind::ChecklistItem => "checklist_item",
-            TimelineKind::Acknowledged => "acknowledged",
-            TimelineKind::Paged => "paged",
-            TimelineKind::Pinned => "pinned",
-            TimelineKind::Deploy => "deploy",
-            TimelineKind::Health => "health",
-            TimelineKind::Resolved => "resolved",
-            TimelineKind::Published => "published",
-            TimelineKind::Failure => "failure",
-        }
-    }
-}
-
-impl FromStr for TimelineKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        serde_json::from_value(serde_json::Value::String(s.to_string()))
-            .map_err(|_| format!("unknown timeline kind `{s}`"))
-    }
-}
-
-/// One entry of an incident's timeline. `actor` is `None` for warroom itself.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TimelineEvent {
-    pub at: DateTime<Utc>,
-    pub actor: Option<UserId>,
-    pub kind: TimelineKind,
-    pub text: String,
-}
-
-impl TimelineEvent {
-    pub fn new(
-        at: DateTime<Utc>,
-        actor: Option<&str>,
-        kind: TimelineKind,
-        text: impl Into<String>,
-    ) -> Self {
-        TimelineEvent {
-            at,
-            actor: actor.map(str::to_string),
-            kind,
-            text: text.into(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timeline_kinds_round_trip() {
-        for kind in [
-            TimelineKind::Declared,
-            TimelineKind::ChecklistItem,
-            TimelineKind::WarRoomOpened,
-            TimelineKind::Failure,
-        ] {
-            assert_eq!(kind.as_str().parse::<TimelineKind>(), Ok(kind));
-        }
-        assert!("nope".parse::<TimelineKind>().is_err());
-    }
 
     #[test]
     fn roles_parse_with_aliases() {

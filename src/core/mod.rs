@@ -8,6 +8,7 @@ pub mod hotfix;
 mod incident;
 pub mod rules;
 mod severity;
+mod timeline;
 
 use std::time::Duration;
 
@@ -16,21 +17,23 @@ use serde::{Deserialize, Serialize};
 
 pub use handle::{handle, pin_key, Change, Command, NewTimelineEvent, Outcome, Policies};
 pub use incident::{
-    ChecklistItem, Done, Incident, Platform, Resolution, Role, Status, TimelineEvent, TimelineKind,
-    UserId, WarRoom,
+    ChecklistItem, Done, Incident, Platform, Resolution, Role, Status, UserId, WarRoom,
 };
 pub use severity::{InvalidSeverity, Severity};
+pub use timeline::{Signal, TextPart, TimelineDetail, TimelineEvent, TimelineKind};
 
 /// Longest title accepted, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
 
-/// The mark warroom puts before `@U…` when it names a person itself (an actor, a role holder,
-/// a message's author): U+2063 INVISIBLE SEPARATOR. Only marked ids become mentions when a
-/// medium can mention people; anything a user typed (`@U0BOB`, `<@U0BOB>`) stays text, and
-/// user text loses any mark it carried when it enters the timeline ([`inert`]).
+/// The mark warroom puts before `@U…` when it names a person itself in a reply or an error
+/// (the timeline names people structurally: [`TextPart::Person`]): U+2063 INVISIBLE
+/// SEPARATOR. Only marked ids become mentions when a medium can mention people; anything a
+/// user typed (`@U0BOB`, `<@U0BOB>`) stays text, and user text loses any mark it carried
+/// ([`inert`]). Timeline rows stored before the structured timeline used it too
+/// (`store::legacy_timeline` reads them).
 pub const MENTION_MARK: char = '\u{2063}';
 
-/// How warroom names a person in timeline text and replies: `⁣@U123` (see [`MENTION_MARK`]).
+/// How warroom names a person in replies: `⁣@U123` (see [`MENTION_MARK`]).
 /// Something that is not a user id (a bot's name) is written `@name`, as text.
 pub fn mention(user: &str) -> String {
     let is_id = !user.is_empty()
@@ -49,7 +52,7 @@ pub fn inert(text: &str) -> String {
     text.replace(MENTION_MARK, "")
 }
 
-/// Timeline text for a medium that cannot mention people (web pages, email, Markdown): the
+/// Reply text for a medium that cannot mention people (web pages, email, Markdown): the
 /// marks removed, people shown as `@U123`.
 pub fn plain(text: &str) -> String {
     inert(text)
@@ -370,12 +373,13 @@ pub fn open(
         now,
         Some(&request.declared_by),
         TimelineKind::Declared,
-        format!(
-            "{} declared {}: {}",
-            incident.severity,
-            incident.key(),
-            incident.title
-        ),
+        TimelineDetail::new()
+            .words(format!(
+                "{} declared {}: ",
+                incident.severity,
+                incident.key()
+            ))
+            .typed(&incident.title),
     )];
 
     let mut invite = vec![request.declared_by.clone()];

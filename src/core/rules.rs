@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{human_duration, inert, Effect, Incident, Status};
+use super::{human_duration, Effect, Incident, Status, TimelineDetail};
 
 /// What a due status reminder does.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,19 +71,27 @@ pub fn monitoring_window_applies(incident: &Incident) -> bool {
 }
 
 /// The timeline's verdict on a monitoring window of `window` after `version` was deployed.
-pub fn monitoring_verdict(version: &str, window: std::time::Duration, failures: usize) -> String {
+pub fn monitoring_verdict(
+    version: &str,
+    window: std::time::Duration,
+    failures: usize,
+) -> TimelineDetail {
     // The version is a health endpoint's text: it names nobody.
-    let version = inert(version);
     if failures == 0 {
-        format!(
-            "Fix held: healthy for {} since {version}, 0 failed checks",
-            human_duration(window)
-        )
+        TimelineDetail::new()
+            .words(format!(
+                "Fix held: healthy for {} since ",
+                human_duration(window)
+            ))
+            .typed(version)
+            .words(", 0 failed checks")
     } else {
-        format!(
-            "Fix under watch: {failures} failed check(s) in the {} after {version}",
-            human_duration(window)
-        )
+        TimelineDetail::new()
+            .words(format!(
+                "Fix under watch: {failures} failed check(s) in the {} after ",
+                human_duration(window)
+            ))
+            .typed(version)
     }
 }
 
@@ -174,8 +182,12 @@ mod tests {
     #[test]
     fn a_monitoring_verdict_counts_failed_checks() {
         let hour = StdDuration::from_secs(3600);
-        assert!(monitoring_verdict("v1.2", hour, 0).starts_with("Fix held: healthy for"));
-        assert!(monitoring_verdict("v1.2", hour, 2).starts_with("Fix under watch: 2 failed"));
+        assert!(monitoring_verdict("v1.2", hour, 0)
+            .to_string()
+            .starts_with("Fix held: healthy for"));
+        assert!(monitoring_verdict("v1.2", hour, 2)
+            .to_string()
+            .starts_with("Fix under watch: 2 failed"));
     }
 
     #[test]

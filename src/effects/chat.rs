@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::chat::{ChatPlatform, Destination, Document, Message, PostKey};
 use crate::context::AppContext;
 use crate::core::{
-    mention, pin_key, rules, Effect, Incident, TimelineEvent, TimelineKind, WarRoom,
+    pin_key, rules, Effect, Incident, TimelineDetail, TimelineEvent, TimelineKind, WarRoom,
 };
 use crate::jobs::{JobChange, JobError, JobOutcome, JobRun};
 use crate::resolution::{self, Publication};
@@ -53,7 +53,10 @@ pub async fn perform(
                         now,
                         None,
                         TimelineKind::Failure,
-                        format!("Could not invite {}: {why}", mention(&user)),
+                        TimelineDetail::new()
+                            .words("Could not invite ")
+                            .person(user)
+                            .words(format!(": {why}")),
                     ),
                     source_key: None,
                 });
@@ -203,11 +206,13 @@ pub async fn perform(
                     now,
                     None,
                     TimelineKind::Paged,
-                    format!(
-                        "Paged {} by {} DM to decide on a rollback",
-                        mention(user),
-                        chat.display_name()
-                    ),
+                    TimelineDetail::new()
+                        .words("Paged ")
+                        .person(user)
+                        .words(format!(
+                            " by {} DM to decide on a rollback",
+                            chat.display_name()
+                        )),
                 ),
                 source_key: None,
             }))
@@ -337,20 +342,20 @@ pub async fn perform(
         Effect::FetchPinnedMessage { message } => {
             let fetched = chat.fetch_message(message).await?;
             let link = fetched.link.map(|l| format!(" — {l}")).unwrap_or_default();
-            let text = match fetched.text {
-                Some(text) => format!(
-                    "Pinned {}: “{}”{link}",
-                    fetched
-                        .author
-                        .map(|u| mention(&u))
-                        .unwrap_or_else(|| "a message".into()),
-                    crate::core::inert(text.trim()),
-                ),
-                None => format!("Pinned a message that could no longer be read{link}"),
+            let detail = match fetched.text {
+                Some(text) => {
+                    let by = TimelineDetail::new().words("Pinned ");
+                    let by = match fetched.author {
+                        Some(user) => by.person(user),
+                        None => by.words("a message"),
+                    };
+                    by.words(": “").typed(text.trim()).words(format!("”{link}"))
+                }
+                None => format!("Pinned a message that could no longer be read{link}").into(),
             };
             Ok(JobOutcome::none().with(JobChange::TimelineText {
                 source_key: pin_key(incident.number, message),
-                text,
+                detail,
             }))
         }
         Effect::FireEscalationStep { .. }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::core::{Effect, TimelineEvent, WarRoom};
+use crate::core::{Effect, TimelineDetail, TimelineEvent, WarRoom};
 use crate::store::{self, ClaimedJob};
 
 /// Runs the jobs of some kinds. Handlers are registered in the composition root; the worker
@@ -118,10 +118,10 @@ pub enum JobChange {
         event: TimelineEvent,
         source_key: Option<String>,
     },
-    /// New text for the keyed timeline event (a pinned message, once fetched).
+    /// New detail for the keyed timeline event (a pinned message, once fetched).
     TimelineText {
         source_key: String,
-        text: String,
+        detail: TimelineDetail,
     },
     /// Effects that follow (pages of an escalation step, the next reminder).
     Enqueue(Vec<Effect>),

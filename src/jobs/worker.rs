@@ -16,7 +16,7 @@ use super::{
     IDLE_POLL, JOB_TIMEOUT, LEASE, MAX_ATTEMPTS, STUCK_AFTER,
 };
 use crate::clock::Clock;
-use crate::core::{Effect, Status, TimelineEvent, TimelineKind};
+use crate::core::{Effect, Status, TimelineDetail, TimelineEvent, TimelineKind};
 use crate::store::{self, ClaimedJob, Store, StoreResult};
 
 fn attempt_cap() -> store::AttemptCap<'static> {
@@ -118,10 +118,10 @@ pub async fn claim(queue: &Queue, limit: i64) -> StoreResult<Vec<ClaimedJob>> {
                 now,
                 None,
                 TimelineKind::Failure,
-                format!(
-                    "warroom gave up on `{}` after {} attempt(s)",
-                    job.kind, job.attempts
-                ),
+                TimelineDetail::new()
+                    .words("warroom gave up on ")
+                    .code(&job.kind)
+                    .words(format!(" after {} attempt(s)", job.attempts)),
             );
             // The claimed jobs are this worker's now: a failed note must not lose them.
             let noted = async {
@@ -346,8 +346,8 @@ async fn finish(
                     store::insert_timeline(&mut tx, incident, &event, source_key.as_deref())
                         .await?;
                 }
-                JobChange::TimelineText { source_key, text } => {
-                    store::update_timeline_text(&mut tx, incident, &source_key, &text).await?;
+                JobChange::TimelineText { source_key, detail } => {
+                    store::update_timeline_detail(&mut tx, incident, &source_key, &detail).await?;
                 }
                 JobChange::Enqueue(effects) => {
                     enqueue_effects(&mut tx, incident, &effects, now).await?;
@@ -424,10 +424,10 @@ async fn give_up(
             now,
             None,
             TimelineKind::Failure,
-            format!(
-                "warroom gave up on `{}` after {} attempt(s): {reason}",
-                job.kind, job.attempts
-            ),
+            TimelineDetail::new()
+                .words("warroom gave up on ")
+                .code(&job.kind)
+                .words(format!(" after {} attempt(s): {reason}", job.attempts)),
         );
         store::insert_timeline(&mut conn, incident, &event, None).await?;
     }

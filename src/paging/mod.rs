@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use crate::chat::{Destination, Message, Platforms, PostKey};
 use crate::config::Contact;
 use crate::context::AppContext;
-use crate::core::{Effect, EscalationStep, Incident, Platform, TimelineEvent, TimelineKind};
+use crate::core::{
+    Effect, EscalationStep, Incident, Platform, TimelineDetail, TimelineEvent, TimelineKind,
+};
 use crate::jobs::JobRun;
 use crate::jobs::{JobChange, JobError, JobOutcome};
 use crate::store;
@@ -260,7 +262,10 @@ async fn fire_escalation_step(
                     now,
                     None,
                     TimelineKind::Failure,
-                    format!("Escalation step {} cannot page `{name}`: {why}", step + 1),
+                    TimelineDetail::new()
+                        .words(format!("Escalation step {} cannot page ", step + 1))
+                        .code(name)
+                        .words(format!(": {why}")),
                 ),
                 source_key: Some(format!(
                     "unpageable:{}:{plan}:{step}:{name}",
@@ -326,8 +331,8 @@ async fn fire_escalation_step(
     Ok(outcome.with(JobChange::Enqueue(pages)))
 }
 
-/// Sends one page by one route, as attempt `run` of its job; returns what the timeline says
-/// it did.
+/// Sends one page by one route, as attempt `run` of its job; returns how, for the timeline
+/// ("Slack DM to" the person, "email to …").
 async fn send_page(
     ctx: &AppContext,
     chat: &Platforms,
@@ -335,7 +340,7 @@ async fn send_page(
     who: &Contact,
     delivery: &store::PageDelivery,
     run: JobRun,
-) -> Result<String, JobError> {
+) -> Result<TimelineDetail, JobError> {
     let (step, plan, contact) = (delivery.step, delivery.plan, delivery.contact.as_str());
     let message = page_message(incident, step, contact);
     // One id per page, kept across retries, so the receiver can drop duplicates.
@@ -348,14 +353,14 @@ async fn send_page(
             chat.get(Platform::Slack)?
                 .post(to, incident, &page, PostKey::new(run, 0))
                 .await?;
-            format!("Slack DM to {}", crate::core::mention(user))
+            TimelineDetail::new().words("Slack DM to ").person(user)
         }
         "pagerduty" => {
             let key = secret(&who.pagerduty_routing_key)?;
             ctx.pagers
                 .pagerduty_trigger(key, &pagerduty_dedup_key(incident.number), &message)
                 .await?;
-            "PagerDuty".to_string()
+            "PagerDuty".into()
         }
         "webhook" => {
             let url = who.webhook_url.as_deref().unwrap_or_default();
@@ -366,19 +371,19 @@ async fn send_page(
                 .pagers
                 .webhook_with_id(url, secret, "page", &message, &id)
                 .await?;
-            format!("webhook (delivery {delivery})")
+            format!("webhook (delivery {delivery})").into()
         }
         "email" => {
             let to = who.email.as_deref().unwrap_or_default();
             ctx.pagers
                 .email(to, &message, &format!("{id}-email"))
                 .await?;
-            format!("email to {to}")
+            format!("email to {to}").into()
         }
         "sms" => {
             let to = who.phone.as_deref().unwrap_or_default();
             ctx.pagers.sms(to, &message).await?;
-            format!("SMS to {to}")
+            format!("SMS to {to}").into()
         }
         other => return Err(JobError::fatal(format!("unknown paging route `{other}`"))),
     })
@@ -488,14 +493,17 @@ pub async fn perform(
             Ok(JobOutcome::none()
                 .with(JobChange::PageSent {
                     delivery: delivery.clone(),
-                    detail: detail.clone(),
+                    detail: detail.to_string(),
                 })
                 .with(JobChange::Timeline {
                     event: TimelineEvent::new(
                         now,
                         None,
                         TimelineKind::Paged,
-                        format!("Paged {contact} by {detail} — escalation step {}", step + 1),
+                        TimelineDetail::new()
+                            .words(format!("Paged {contact} by "))
+                            .append(detail)
+                            .words(format!(" — escalation step {}", step + 1)),
                     ),
                     source_key: Some(delivery.key.clone()),
                 }))

@@ -6,7 +6,9 @@ use slack_morphism::prelude::*;
 
 use super::channel_name::ChannelName;
 use super::limits::{self, fit_message, fit_view, truncate};
-use crate::core::{human_duration, Incident, Role, Status, MENTION_MARK};
+use crate::core::{
+    human_duration, Incident, Role, Signal, Status, TextPart, TimelineDetail, MENTION_MARK,
+};
 
 /// Action ids of the kickoff message's buttons.
 pub const ACTION_CHECKLIST: &str = "checklist_toggle";
@@ -553,6 +555,79 @@ pub fn status_announcement(
     plain(format!("{head}{}{foot}", cut(&escape(text), room, page)))
 }
 
+// ---------------------------------------------------------------------------------------------
+// Timeline events: warroom's words and what people typed escaped, the people an event names as
+// real mentions, and an emoji for what the event signals.
+
+/// The emoji Slack shows before an event that signals something.
+pub fn signal_emoji(signal: Signal) -> &'static str {
+    match signal {
+        Signal::FixDeployed => ":rocket:",
+        Signal::Rollback => ":rewind:",
+        Signal::Failing => ":warning:",
+        Signal::Recovered => ":white_check_mark:",
+    }
+}
+
+/// An event's detail as mrkdwn. Only [`TextPart::Person`] mentions anyone: an `@U0BOB` or
+/// `<@U0BOB>` someone typed stays text.
+pub fn event_text(detail: &TimelineDetail) -> String {
+    let mut out = String::new();
+    if let Some(signal) = detail.signal {
+        out.push_str(signal_emoji(signal));
+        out.push(' ');
+    }
+    for part in &detail.parts {
+        match part {
+            TextPart::Words(text) | TextPart::Typed(text) => out.push_str(&escape(text)),
+            TextPart::Person(id) if is_slack_user_id(id) => out.push_str(&user(id)),
+            TextPart::Person(name) => {
+                out.push('@');
+                out.push_str(&escape(name));
+            }
+            TextPart::Code(name) => {
+                out.push('`');
+                out.push_str(&escape(name));
+                out.push('`');
+            }
+        }
+    }
+    out
+}
+
+/// An event's detail as text for a Slack template (`crate::templates`): the emoji of its
+/// signal, and the people it names marked the way `with_mentions` turns into mentions
+/// ([`crate::core::mention`]); everything else stays text.
+pub fn event_marked(detail: &TimelineDetail) -> String {
+    let mut out = String::new();
+    if let Some(signal) = detail.signal {
+        out.push_str(signal_emoji(signal));
+        out.push(' ');
+    }
+    for part in &detail.parts {
+        match part {
+            TextPart::Words(text) | TextPart::Typed(text) => {
+                out.push_str(&crate::core::inert(text))
+            }
+            TextPart::Person(user) => out.push_str(&crate::core::mention(user)),
+            TextPart::Code(name) => {
+                out.push('`');
+                out.push_str(&crate::core::inert(name));
+                out.push('`');
+            }
+        }
+    }
+    out
+}
+
+/// A Slack user id (`U0BOB`); anything else (a bot's name) is shown as text.
+fn is_slack_user_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
 /// `/incident timeline`: the whole timeline in UTC with actors, split into messages of at most
 /// `max_chars` characters each; a line longer than that is cut (`page`: see [`cut`]).
 pub fn timeline(
@@ -578,7 +653,7 @@ pub fn timeline(
             "`{}` {}· {}",
             e.at.format("%Y-%m-%d %H:%M:%S"),
             actor,
-            core_text(&e.text)
+            event_text(&e.detail)
         ));
     }
     let mut chunks: Vec<String> = Vec::new();
@@ -1081,5 +1156,43 @@ mod tests {
     fn mentions_cannot_be_smuggled_through_ids() {
         assert_eq!(user("U1><!channel"), "<@U1!channel>");
         assert_eq!(channel("C1", "<x>"), "<#C1|&lt;x&gt;>");
+    }
+
+    #[test]
+    fn people_become_mentions_and_typed_text_stays_text() {
+        let detail = crate::core::TimelineDetail::new()
+            .person("U0BOB")
+            .words(" pinned “")
+            .typed("<!channel> @U0EVE <@U0EVE> \u{2063}@U0EVE")
+            .words("” for ")
+            .person("deploy-bot")
+            .words(" & ")
+            .code("crasher")
+            .with_signal(crate::core::Signal::Failing);
+        assert_eq!(
+            event_text(&detail),
+            ":warning: <@U0BOB> pinned “&lt;!channel&gt; @U0EVE &lt;@U0EVE&gt; @U0EVE” for \
+             @deploy-bot &amp; `crasher`"
+        );
+    }
+
+    #[test]
+    fn marked_text_renders_like_the_detail() {
+        let detail = crate::core::TimelineDetail::new()
+            .person("U0BOB")
+            .words(" & ")
+            .typed("<@U0EVE> \u{2063}@U0EVE")
+            .code("x")
+            .with_signal(crate::core::Signal::FixDeployed);
+        assert_eq!(core_text(&event_marked(&detail)), event_text(&detail));
+    }
+
+    #[test]
+    fn legacy_rows_render_as_they_did() {
+        let stored = format!(":rocket: Fix deployed: {} & co", crate::core::mention("U1"));
+        assert_eq!(
+            event_text(&crate::store::legacy_timeline::detail_from_text(&stored)),
+            core_text(&stored)
+        );
     }
 }

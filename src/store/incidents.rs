@@ -9,7 +9,8 @@ use sqlx::{AnyConnection, Row};
 use super::Backend;
 use super::{from_ms, ms, StoreError, StoreResult};
 use crate::core::{
-    Change, ChecklistItem, Done, Incident, Role, Severity, Status, TimelineEvent, WarRoom,
+    Change, ChecklistItem, Done, Incident, Role, Severity, Status, TimelineDetail, TimelineEvent,
+    TimelineKind, WarRoom,
 };
 
 const INCIDENT_COLUMNS: &str = "number, title, description, severity, status, platform, \
@@ -157,6 +158,23 @@ pub async fn insert_incident(
     Ok(())
 }
 
+/// The stored form of a timeline detail: JSON (`detail`, what warroom reads) and a plain-text
+/// copy (`text`: people as bare ids, no markup) for whoever reads the table with SQL.
+fn detail_columns(detail: &TimelineDetail) -> StoreResult<(String, String)> {
+    let json = serde_json::to_string(detail)
+        .map_err(|e| StoreError::Corrupt(format!("timeline detail: {e}")))?;
+    Ok((json, detail.to_string()))
+}
+
+/// The detail of a stored row. A row written before timelines were structured (no `detail`)
+/// or with a detail this version cannot read falls back to its text, read as a legacy note:
+/// reading a timeline never fails on its contents.
+fn read_detail(detail: Option<&str>, text: &str) -> TimelineDetail {
+    detail
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_else(|| super::legacy_timeline::detail_from_text(text))
+}
+
 /// Appends a timeline event. With a `source_key`, the event is stored at most once: false
 /// means an event with that key already exists.
 pub async fn insert_timeline(
@@ -165,25 +183,29 @@ pub async fn insert_timeline(
     event: &TimelineEvent,
     source_key: Option<&str>,
 ) -> StoreResult<bool> {
+    let (detail, text) = detail_columns(&event.detail)?;
     let done = sqlx::query(
-        "INSERT INTO timeline_events (incident, at, actor, kind, text, source_key) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source_key) DO NOTHING",
+        "INSERT INTO timeline_events (incident, at, actor, kind, text, detail, source_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (source_key) DO NOTHING",
     )
     .bind(incident)
     .bind(ms(event.at))
     .bind(event.actor.clone())
     .bind(event.kind.as_str())
-    .bind(&event.text)
+    .bind(text)
+    .bind(detail)
     .bind(source_key.map(str::to_string))
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
-/// The incident's whole timeline, oldest first.
+/// The incident's whole timeline, oldest first. A row of an unknown kind (written by a later
+/// version) reads as a note.
 pub async fn timeline(conn: &mut AnyConnection, incident: i64) -> StoreResult<Vec<TimelineEvent>> {
     let rows = sqlx::query(
-        "SELECT at, actor, kind, text FROM timeline_events WHERE incident = $1 ORDER BY at, id",
+        "SELECT at, actor, kind, text, detail FROM timeline_events WHERE incident = $1 \
+         ORDER BY at, id",
     )
     .bind(incident)
     .fetch_all(conn)
@@ -191,14 +213,46 @@ pub async fn timeline(conn: &mut AnyConnection, incident: i64) -> StoreResult<Ve
     rows.iter()
         .map(|r| {
             let kind: String = r.try_get("kind")?;
+            let text: String = r.try_get("text")?;
+            let detail: Option<String> = r.try_get("detail")?;
             Ok(TimelineEvent {
                 at: from_ms(r.try_get("at")?)?,
                 actor: r.try_get("actor")?,
-                kind: kind.parse().map_err(StoreError::Corrupt)?,
-                text: r.try_get("text")?,
+                kind: kind.parse().unwrap_or(TimelineKind::Note),
+                detail: read_detail(detail.as_deref(), &text),
             })
         })
         .collect()
+}
+
+/// Gives rows stored before timelines were structured their detail (see
+/// [`super::legacy_timeline`]), a batch at a time; run by [`super::Store::migrate`].
+/// Returns how many rows were converted.
+pub async fn convert_legacy_timeline(conn: &mut AnyConnection) -> StoreResult<u64> {
+    const BATCH: i64 = 500;
+    let mut converted = 0;
+    loop {
+        let rows =
+            sqlx::query("SELECT id, text FROM timeline_events WHERE detail IS NULL LIMIT $1")
+                .bind(BATCH)
+                .fetch_all(&mut *conn)
+                .await?;
+        if rows.is_empty() {
+            return Ok(converted);
+        }
+        for row in &rows {
+            let id: i64 = row.try_get("id")?;
+            let text: String = row.try_get("text")?;
+            let (detail, text) = detail_columns(&super::legacy_timeline::detail_from_text(&text))?;
+            sqlx::query("UPDATE timeline_events SET detail = $1, text = $2 WHERE id = $3")
+                .bind(detail)
+                .bind(text)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            converted += 1;
+        }
+    }
 }
 
 /// When the incident's latest event of `kind` happened.
@@ -578,20 +632,23 @@ pub async fn apply_change(
     Ok(())
 }
 
-/// Replaces the text of the timeline event with `source_key` (e.g. a pin, once its message is
-/// fetched). False if the event is gone (the pin was taken back meanwhile).
-pub async fn update_timeline_text(
+/// Replaces the detail of the timeline event with `source_key` (e.g. a pin, once its message
+/// is fetched). False if the event is gone (the pin was taken back meanwhile).
+pub async fn update_timeline_detail(
     conn: &mut AnyConnection,
     incident: i64,
     source_key: &str,
-    text: &str,
+    detail: &TimelineDetail,
 ) -> StoreResult<bool> {
-    let done =
-        sqlx::query("UPDATE timeline_events SET text = $1 WHERE incident = $2 AND source_key = $3")
-            .bind(text)
-            .bind(incident)
-            .bind(source_key)
-            .execute(conn)
-            .await?;
+    let (detail, text) = detail_columns(detail)?;
+    let done = sqlx::query(
+        "UPDATE timeline_events SET detail = $1, text = $2 WHERE incident = $3 AND source_key = $4",
+    )
+    .bind(detail)
+    .bind(text)
+    .bind(incident)
+    .bind(source_key)
+    .execute(conn)
+    .await?;
     Ok(done.rows_affected() == 1)
 }

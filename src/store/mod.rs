@@ -4,6 +4,7 @@
 
 mod incidents;
 mod jobs;
+pub mod legacy_timeline;
 mod pages;
 
 use std::str::FromStr;
@@ -146,9 +147,18 @@ impl Store {
         }
     }
 
-    /// Applies pending migrations.
+    /// Applies pending migrations, then converts what SQL alone cannot (timeline rows stored
+    /// before timelines were structured: [`convert_legacy_timeline`]).
     pub async fn migrate(&self) -> StoreResult<()> {
         self.migrator().run(&self.pool).await?;
+        let mut conn = self.pool.acquire().await?;
+        let converted = convert_legacy_timeline(&mut conn).await?;
+        if converted > 0 {
+            tracing::info!(
+                rows = converted,
+                "timeline rows converted to the structured form"
+            );
+        }
         Ok(())
     }
 

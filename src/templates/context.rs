@@ -140,8 +140,13 @@ pub struct TimelineEntry {
     pub actor: String,
     /// `declared`, `status`, `note`, `deploy`, … (`TimelineKind`).
     pub kind: String,
-    /// The stored text; user ids appear as `@U123` in it.
+    /// The event in words: people by display name (their bare user id while no directory
+    /// is configured, see [`crate::timeline::Directory`]), what they typed as they typed it.
+    /// For a Slack template, people named by warroom become mentions with `with_mentions`.
     pub text: String,
+    /// The event as data, to render `text` for a template's medium.
+    #[serde(skip)]
+    pub(crate) detail: crate::core::TimelineDetail,
 }
 
 /// One `checklist` item.
@@ -198,7 +203,7 @@ fn is_verification(event: &TimelineEvent) -> bool {
 fn moved_to_monitoring(event: &TimelineEvent) -> bool {
     event.kind == TimelineKind::StateChanged
         && event
-            .text
+            .text()
             .trim_end()
             .ends_with(&format!("→ {}", Status::Monitoring))
 }
@@ -224,7 +229,9 @@ impl TemplateContext {
             new_day,
             actor: e.actor.clone().unwrap_or_else(|| "warroom".to_string()),
             kind: e.kind.as_str().to_string(),
-            text: e.text.clone(),
+            // Hook: people by name once a directory exists (`timeline::Directory`).
+            text: crate::timeline::plain_text(&e.detail, &crate::timeline::IdsOnly),
+            detail: e.detail.clone(),
         };
         let mut previous_day = None;
         let entries: Vec<TimelineEntry> = events

@@ -268,7 +268,7 @@ impl Templates {
         context: &TemplateContext,
     ) -> Result<String, TemplateError> {
         let raw = self.registries[medium.index()]
-            .render(template.name(), context)
+            .render(template.name(), &for_medium(context, medium))
             .map_err(|e| TemplateError::Render {
                 template: template.name(),
                 path: self.paths[index(template)].clone(),
@@ -540,6 +540,24 @@ impl HelperDef for Capitalize {
         out.write(&escaped)?;
         Ok(())
     }
+}
+
+/// The context for a template of `medium`: in Slack mrkdwn, the timeline's text is the
+/// form `with_mentions` turns into mentions (and the emoji of an event's signal); other
+/// media keep the plain words.
+fn for_medium(context: &TemplateContext, medium: Medium) -> std::borrow::Cow<'_, TemplateContext> {
+    if medium != Medium::SlackMrkdwn {
+        return std::borrow::Cow::Borrowed(context);
+    }
+    let mut context = context.clone();
+    for entry in context
+        .timeline
+        .iter_mut()
+        .chain(context.verification.iter_mut())
+    {
+        entry.text = crate::slack::render::event_marked(&entry.detail);
+    }
+    std::borrow::Cow::Owned(context)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use crate::core::{
     Done, Incident, OpenIncident, Platform, Resolution, Role, Severity, SeverityPolicy, Status,
-    TimelineEvent, TimelineKind, WarRoom,
+    TimelineDetail, TimelineEvent, TimelineKind, WarRoom,
 };
 
 use super::context::{Links, TemplateContext};
@@ -137,7 +137,9 @@ fn resolved_p0() -> (Incident, Vec<TimelineEvent>, DateTime<Utc>) {
         customer_facing: true,
         resolved_by: "U03BOB".into(),
     });
-    let ev = |t, actor: Option<&str>, kind, text: &str| TimelineEvent::new(t, actor, kind, text);
+    let ev = |t, actor: Option<&str>, kind, detail: TimelineDetail| {
+        TimelineEvent::new(t, actor, kind, detail)
+    };
     let bob = Some("U03BOB");
     let dave = Some("U05DAVE");
     let timeline = vec![
@@ -145,92 +147,105 @@ fn resolved_p0() -> (Incident, Vec<TimelineEvent>, DateTime<Utc>) {
             at(14, 2, 11),
             Some("U02ALICE"),
             TimelineKind::Declared,
-            "P0 declared INC-7: Checkout API returning 502s",
+            TimelineDetail::new()
+                .words("P0 declared INC-7: ")
+                .typed("Checkout API returning 502s"),
         ),
         ev(
             at(14, 2, 14),
             None,
             TimelineKind::WarRoomOpened,
-            "War room #inc-7-checkout-api-returning-502s opened",
+            "War room #inc-7-checkout-api-returning-502s opened".into(),
         ),
         ev(
             at(14, 2, 15),
             None,
             TimelineKind::Paged,
-            "Paged primary on-call (PagerDuty)",
+            "Paged primary on-call (PagerDuty)".into(),
         ),
         ev(
             at(14, 5, 2),
             bob,
             TimelineKind::Acknowledged,
-            "Acknowledged: paging stopped",
+            "Acknowledged: paging stopped".into(),
         ),
         ev(
             at(14, 5, 30),
             bob,
             TimelineKind::RoleAssigned,
-            "@U03BOB assigned as incident commander",
+            TimelineDetail::new()
+                .person("U03BOB")
+                .words(" assigned as incident commander"),
         ),
         ev(
             at(14, 5, 41),
             bob,
             TimelineKind::RoleAssigned,
-            "@U04CAROL assigned as communications",
+            TimelineDetail::new()
+                .person("U04CAROL")
+                .words(" assigned as communications"),
         ),
         ev(
             at(14, 5, 55),
             bob,
             TimelineKind::RoleAssigned,
-            "@U05DAVE assigned as operations",
+            TimelineDetail::new()
+                .person("U05DAVE")
+                .words(" assigned as operations"),
         ),
         ev(
             at(14, 9, 40),
             bob,
             TimelineKind::Status,
-            "38% of checkouts failing with 502 since the 14:00 deploy of checkout-api v2.14.0",
+            TimelineDetail::new().typed(
+                "38% of checkouts failing with 502 since the 14:00 deploy of checkout-api v2.14.0",
+            ),
         ),
         ev(
             at(14, 21, 3),
             dave,
             TimelineKind::Note,
-            "DB pool exhausted: 5/5 connections busy, requests queueing",
+            TimelineDetail::new()
+                .typed("DB pool exhausted: 5/5 connections busy, requests queueing"),
         ),
         ev(
             at(14, 23, 0),
             bob,
             TimelineKind::StateChanged,
-            "Status investigating → identified",
+            "Status investigating → identified".into(),
         ),
         ev(
             at(14, 41, 8),
             dave,
             TimelineKind::Deploy,
-            "Rolled back checkout-api to v2.13.4",
+            TimelineDetail::new().typed("Rolled back checkout-api to v2.13.4"),
         ),
         ev(
             at(15, 1, 20),
             None,
             TimelineKind::Deploy,
-            "Fix PR #1234 (checkout-api v2.14.1) running in production",
+            "Fix PR #1234 (checkout-api v2.14.1) running in production".into(),
         ),
         ev(
             at(15, 2, 0),
             bob,
             TimelineKind::StateChanged,
-            "Status identified → monitoring",
+            "Status identified → monitoring".into(),
         ),
         ev(
             at(15, 10, 5),
             None,
             TimelineKind::Health,
-            "Checkout error rate 0.2% (baseline 0.3%) for 10 minutes",
+            "Checkout error rate 0.2% (baseline 0.3%) for 10 minutes".into(),
         ),
         ev(
             at(15, 14, 40),
             bob,
             TimelineKind::Resolved,
-            "Resolved: Rolled back checkout-api to v2.13.4, then shipped v2.14.1 with the \
-             connection pool restored; error rate is back to baseline.",
+            TimelineDetail::new().words("Resolved: ").typed(
+                "Rolled back checkout-api to v2.13.4, then shipped v2.14.1 with the \
+                     connection pool restored; error rate is back to baseline.",
+            ),
         ),
     ];
     (inc, timeline, at(15, 15, 0))
@@ -242,7 +257,9 @@ fn just_declared() -> (Incident, Vec<TimelineEvent>, DateTime<Utc>) {
         at(16, 0, 0),
         Some("U02ALICE"),
         TimelineKind::Declared,
-        "P2 declared INC-8: Search results slow",
+        TimelineDetail::new()
+            .words("P2 declared INC-8: ")
+            .typed("Search results slow"),
     )];
     (inc, timeline, at(16, 10, 0))
 }

@@ -76,7 +76,7 @@ fn paged_texts(events: &[warroom::core::TimelineEvent]) -> Vec<String> {
     events
         .iter()
         .filter(|e| e.kind == TimelineKind::Paged)
-        .map(|e| e.text.clone())
+        .map(|e| e.text())
         .collect()
 }
 
@@ -274,14 +274,18 @@ async fn failing_deliveries_are_retried_and_visible(backend: Backend) {
         .timeline(1)
         .await
         .into_iter()
-        .filter(|e| e.kind == TimelineKind::Failure && e.text.contains("senior"))
+        .filter(|e| e.kind == TimelineKind::Failure && e.text().contains("senior"))
         .collect::<Vec<_>>();
     assert_eq!(
         failing.len(),
         1,
         "one note, not one per retry: {failing:#?}"
     );
-    assert!(failing[0].text.contains("retrying"), "{}", failing[0].text);
+    assert!(
+        failing[0].text().contains("retrying"),
+        "{}",
+        failing[0].text()
+    );
     app.advance_until("the webhook delivered", Duration::from_secs(5), |s| {
         s.hooks("senior").into_iter().find(|h| h.status == 200)
     })
@@ -470,8 +474,8 @@ fn posts_with(app: &TestApp, channel: &str, needle: &str) -> Vec<String> {
 fn timeline_with(events: &[warroom::core::TimelineEvent], needle: &str) -> Vec<String> {
     events
         .iter()
-        .filter(|e| e.text.contains(needle))
-        .map(|e| e.text.clone())
+        .filter(|e| e.text().contains(needle))
+        .map(|e| e.text())
         .collect()
 }
 

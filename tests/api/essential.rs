@@ -331,7 +331,7 @@ async fn a_page_failing_after_a_lost_attempt_is_on_the_timeline(backend: Backend
     let events = app.timeline(1).await;
     let failing = events
         .iter()
-        .filter(|e| e.text.contains("Paging senior by webhook"))
+        .filter(|e| e.text().contains("Paging senior by webhook"))
         .count();
     assert_eq!(failing, 1, "{events:#?}");
     assert!(app.slack.hooks("senior").len() >= 3);

@@ -361,7 +361,7 @@ async fn reported_versions_mention_nobody(backend: Backend) {
     }
     let stored = app.timeline(1).await;
     assert!(
-        stored.iter().all(|e| !e.text.contains("\u{2063}@U0BOB")),
+        stored.iter().all(|e| !e.text().contains("\u{2063}@U0BOB")),
         "{stored:#?}"
     );
 }

@@ -344,7 +344,7 @@ async fn retried_war_room_creation_adopts_its_channel(backend: Backend) {
         .timeline(1)
         .await
         .iter()
-        .filter(|e| e.text.contains("War room #"))
+        .filter(|e| e.text().contains("War room #"))
         .count();
     assert_eq!(opened, 1);
 }

@@ -499,7 +499,7 @@ async fn a_job_that_never_finishes_is_failed_at_claim_after_its_attempts(backend
         .timeline(1)
         .await
         .iter()
-        .any(|e| e.text.contains("gave up on `crasher`")));
+        .any(|e| e.text().contains("gave up on `crasher`")));
 
     // Resolved: a page is no longer worth a crash loop.
     let mut conn = app.ctx.store.acquire().await.unwrap();

@@ -45,7 +45,7 @@ fn published(events: &[warroom::core::TimelineEvent]) -> Vec<String> {
     events
         .iter()
         .filter(|e| e.kind == TimelineKind::Published)
-        .map(|e| e.text.clone())
+        .map(|e| e.text())
         .collect()
 }
 
