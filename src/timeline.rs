@@ -69,7 +69,8 @@ pub fn html(detail: &TimelineDetail, names: &dyn Directory) -> String {
     out
 }
 
-fn escape_html(text: &str) -> String {
+/// Escapes text for HTML.
+pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

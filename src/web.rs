@@ -76,18 +76,7 @@ async fn require_access(State(state): State<WebState>, request: Request, next: N
 
 /// Escapes text for HTML.
 pub fn html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::timeline::escape_html(text)
 }
 
 fn page(title: &str, body: &str) -> Html<String> {
